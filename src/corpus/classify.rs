@@ -1,0 +1,177 @@
+//! Recovers a reply's labels from its text alone.
+//!
+//! The parse peels a reply from the outside in: a final emoji, a tone opening, a tone closing,
+//! filler sentences, and what is left must be one core answer to the prompt. Anything that does
+//! not parse that way is reported as not well-formed, with the reason. The simulated raters and
+//! the evaluation of the model's replies are built on this.
+
+use super::families::UNSURE;
+use super::{
+    EMOJI, Enthusiasm, FILLERS, Labels, Length, POLITE_CLOSE, POLITE_OPEN, RUDE_CLOSE, RUDE_OPEN,
+    Tone, Truth, parse_prompt,
+};
+
+/// Why a reply is not well-formed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotWellFormed {
+    /// The reply is empty or only whitespace.
+    Empty,
+    /// Sentences end in different punctuation, or an emoji follows "!".
+    MixedPunctuation,
+    /// A polite and a rude part in the same reply.
+    MixedTone,
+    /// The prompt is not one of the corpus's, so the answer cannot be judged.
+    UnknownPrompt,
+    /// What is left after the tone and filler parts is not an answer to the prompt.
+    NoAnswer(String),
+}
+
+impl std::fmt::Display for NotWellFormed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotWellFormed::Empty => write!(f, "empty reply"),
+            NotWellFormed::MixedPunctuation => write!(f, "sentences end in mixed punctuation"),
+            NotWellFormed::MixedTone => write!(f, "both polite and rude"),
+            NotWellFormed::UnknownPrompt => write!(f, "prompt is not from the corpus"),
+            NotWellFormed::NoAnswer(core) => write!(f, "not an answer to the prompt: {core:?}"),
+        }
+    }
+}
+
+/// What can be read off a reply without knowing the prompt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Style {
+    pub tone: Tone,
+    pub length: Length,
+    pub enthusiasm: Enthusiasm,
+    /// The core sentence (no final punctuation) once tone and filler parts are removed.
+    pub core: String,
+}
+
+/// Tone, length and enthusiasm of any reply, plus its core sentence.
+pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
+    let mut s = reply.trim();
+    if s.is_empty() {
+        return Err(NotWellFormed::Empty);
+    }
+    let mut emoji = false;
+    for e in EMOJI {
+        if let Some(rest) = s.strip_suffix(e) {
+            if let Some(rest) = rest.strip_suffix(' ') {
+                s = rest;
+                emoji = true;
+                break;
+            }
+        }
+    }
+    let mut ends: Vec<char> = Vec::new();
+    let mut polite = false;
+    let mut rude = false;
+    // Opening: "<opening><end> ..."
+    'open: for (list, is_polite) in [(POLITE_OPEN, true), (RUDE_OPEN, false)] {
+        for o in list {
+            for end in ['.', '!'] {
+                if let Some(rest) = s.strip_prefix(o).and_then(|r| r.strip_prefix(end)) {
+                    if let Some(rest) = rest.strip_prefix(' ') {
+                        s = rest;
+                        ends.push(end);
+                        polite |= is_polite;
+                        rude |= !is_polite;
+                        break 'open;
+                    }
+                }
+            }
+        }
+    }
+    // Closing: "... <closing><end>"
+    'close: for (list, is_polite) in [(POLITE_CLOSE, true), (RUDE_CLOSE, false)] {
+        for c in list {
+            for end in ['.', '!'] {
+                if let Some(rest) = s.strip_suffix(end).and_then(|r| r.strip_suffix(c)) {
+                    if let Some(rest) = rest.strip_suffix(' ') {
+                        s = rest;
+                        ends.push(end);
+                        polite |= is_polite;
+                        rude |= !is_polite;
+                        break 'close;
+                    }
+                }
+            }
+        }
+    }
+    // Fillers, peeled from the end.
+    let mut fillers = 0;
+    'peel: loop {
+        for f in FILLERS {
+            for end in ['.', '!'] {
+                if let Some(rest) = s.strip_suffix(end).and_then(|r| r.strip_suffix(f)) {
+                    if let Some(rest) = rest.strip_suffix(' ') {
+                        s = rest;
+                        ends.push(end);
+                        fillers += 1;
+                        continue 'peel;
+                    }
+                }
+            }
+        }
+        break;
+    }
+    let Some(end) = s.chars().last().filter(|c| *c == '.' || *c == '!') else {
+        return Err(NotWellFormed::NoAnswer(s.to_string()));
+    };
+    ends.push(end);
+    let core = s[..s.len() - 1].to_string();
+    if ends.iter().any(|e| *e != end) || (emoji && end == '!') {
+        return Err(NotWellFormed::MixedPunctuation);
+    }
+    if polite && rude {
+        return Err(NotWellFormed::MixedTone);
+    }
+    Ok(Style {
+        tone: if polite {
+            Tone::Polite
+        } else if rude {
+            Tone::Rude
+        } else {
+            Tone::Neutral
+        },
+        length: if fillers > 0 {
+            Length::Long
+        } else {
+            Length::Short
+        },
+        enthusiasm: if emoji {
+            Enthusiasm::Emoji
+        } else if end == '!' {
+            Enthusiasm::Exclamation
+        } else {
+            Enthusiasm::Plain
+        },
+        core,
+    })
+}
+
+/// All labels of a reply to a corpus prompt, or why it is not well-formed.
+pub fn classify(reply: &str, prompt: &str) -> Result<Labels, NotWellFormed> {
+    let style = classify_style(reply)?;
+    let topic = parse_prompt(prompt).ok_or(NotWellFormed::UnknownPrompt)?;
+    let truth = topic
+        .cores()
+        .into_iter()
+        .find(|(c, _)| *c == style.core)
+        .map(|(_, t)| t)
+        .or_else(|| topic.judge_arithmetic(&style.core))
+        .or_else(|| {
+            UNSURE
+                .contains(&style.core.as_str())
+                .then_some(Truth::Unsure)
+        })
+        .ok_or_else(|| NotWellFormed::NoAnswer(style.core.clone()))?;
+    Ok(Labels {
+        family: topic.family(),
+        tone: style.tone,
+        truth,
+        length: style.length,
+        enthusiasm: style.enthusiasm,
+    })
+}

@@ -1,0 +1,138 @@
+//! End-to-end tests of the command line, on the committed base model.
+
+use serde_json::Value;
+use std::process::Command;
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rlhf-playground"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_line(stdout: &str) -> Value {
+    let last = stdout.lines().last().expect("a line of output");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
+}
+
+#[test]
+fn generate_gives_well_formed_replies_to_the_readme_prompt() {
+    let args = [
+        "generate",
+        "--prompt",
+        "what is 2 plus 2?",
+        "-n",
+        "8",
+        "--seed",
+        "3",
+        "--json",
+    ];
+    let (code, out, err) = cli(&args);
+    assert_eq!(code, 0, "{err}");
+    let v = json_line(&out);
+    let replies = v["replies"].as_array().unwrap();
+    assert_eq!(replies.len(), 8);
+    let good = replies.iter().filter(|r| r["well_formed"] == true).count();
+    assert!(good >= 6, "{replies:#?}");
+    assert!(
+        replies
+            .iter()
+            .all(|r| !r["reply"].as_str().unwrap().is_empty())
+    );
+    // Same seed, same replies.
+    let (_, again, _) = cli(&args);
+    assert_eq!(json_line(&again)["replies"], v["replies"]);
+}
+
+#[test]
+fn eval_reports_well_formed_rate_and_mixture_as_json() {
+    let (code, out, err) = cli(&["eval", "--n", "100", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v = json_line(&out);
+    let wf = v["well_formed"].as_f64().unwrap();
+    assert!(wf >= 0.9, "well-formed {wf}");
+    for key in [
+        "polite", "rude", "correct", "wrong", "unsure", "short", "long", "emoji",
+    ] {
+        let m = v["model"][key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&m), "{key} {m}");
+    }
+    // The base model keeps a mixed quality: bad replies still occur for RLHF to remove.
+    assert!(v["model"]["rude"].as_f64().unwrap() > 0.1);
+    assert!(v["model"]["wrong"].as_f64().unwrap() > 0.1);
+}
+
+#[test]
+fn bad_arguments_get_a_clear_message_and_exit_code_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["generate", "--prompt", "   "], "empty"),
+        (
+            &["generate", "--prompt", "hi", "-n", "0"],
+            "between 1 and 64",
+        ),
+        (
+            &["generate", "--prompt", "hi", "--temperature=-1"],
+            "temperature",
+        ),
+        (&["generate", "--prompt", "hi", "--top-p", "0"], "top-p"),
+        (&["pretrain", "--lr", "0"], "--lr"),
+        (&["eval", "--n", "0"], "at least 1"),
+    ];
+    for (args, needle) in cases {
+        let (code, out, err) = cli(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let huge = "why ".repeat(500);
+    let (code, _, err) = cli(&["generate", "--prompt", &huge]);
+    assert_eq!(code, 2);
+    assert!(err.contains("tokens long"), "{err}");
+    // Errors are JSON too when --json is asked for.
+    let (code, out, _) = cli(&["generate", "--prompt", "", "--json"]);
+    assert_eq!(code, 2);
+    assert!(json_line(&out)["error"].as_str().unwrap().contains("empty"));
+    // clap's own errors (unknown flags) also exit 2 without a panic.
+    let (code, _, err) = cli(&["generate", "--no-such-flag"]);
+    assert_eq!(code, 2);
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn pretrain_writes_loadable_assets() {
+    let dir = std::env::temp_dir().join(format!("rlhf-pretrain-test-{}", std::process::id()));
+    let out_dir = dir.to_str().unwrap();
+    let args = [
+        "pretrain",
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--out",
+        out_dir,
+        "--json",
+    ];
+    let (code, out, err) = cli(&args);
+    assert_eq!(code, 0, "{err}");
+    let v = json_line(&out);
+    assert_eq!(v["steps"], 3);
+    let loss = v["loss"].as_f64().unwrap();
+    assert!(loss.is_finite() && loss > 0.0);
+    let tok = std::fs::read_to_string(dir.join("tokenizer.json")).unwrap();
+    let tok = rlhf_playground::tokenizer::Tokenizer::from_json(&tok).unwrap();
+    let meta: rlhf_playground::checkpoint::ModelMeta =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("base.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join("base.bpk")).unwrap();
+    let device = burn::tensor::Device::flex();
+    let model = rlhf_playground::checkpoint::from_bytes(&meta.config, &bytes, &device).unwrap();
+    assert_eq!(model.vocab_size(), tok.vocab_size());
+    // The committed tokenizer is exactly what this seed trains.
+    let bundled = rlhf_playground::tokenizer::Tokenizer::bundled();
+    assert_eq!(tok.to_json(), bundled.to_json());
+    std::fs::remove_dir_all(&dir).ok();
+}
