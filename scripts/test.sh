@@ -12,6 +12,9 @@ cargo fmt --all -- --check
 echo "==> cargo test --release"
 cargo test --release
 
+echo "==> cargo bench --no-run (the benchmarks compile)"
+cargo bench --no-run
+
 echo "==> cargo build --release --lib --target wasm32-unknown-unknown"
 cargo build --release --lib --target wasm32-unknown-unknown
 echo "wasm32 build: ok"

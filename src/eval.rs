@@ -1,7 +1,7 @@
 //! Measuring a model's replies: sample replies to held-out prompts, classify each from its text,
 //! report the well-formed rate and the attribute mixture beside the corpus's own.
 
-use crate::corpus::{Corpus, Labels, MixtureReport, classify};
+use crate::corpus::{Corpus, Family, Labels, MixtureReport, Truth, classify, parse_prompt};
 use crate::model::Gpt;
 use crate::rng::Rng;
 use crate::sample::{SampleConfig, generate};
@@ -22,6 +22,10 @@ pub struct EvalReport {
     pub corpus: MixtureReport,
     /// Largest gap between the two mixtures, over all attribute values.
     pub max_gap: f64,
+    /// Per family (in `Family::ALL` order): replies that were correct, wrong, unsure, and not
+    /// well-formed. Shows which knowledge the model lacks (a low correct share on arithmetic
+    /// means it has not learned the sums).
+    pub truth_by_family: Vec<(Family, [usize; 4])>,
     /// A few (prompt, reply, verdict) examples.
     pub examples: Vec<(String, String, String)>,
 }
@@ -49,6 +53,7 @@ pub async fn evaluate(
     let mut rng = Rng::new(seed ^ 0xe7a1);
     let mut labels = Vec::new();
     let mut examples = Vec::new();
+    let mut by_family = [[0usize; 4]; 6];
     for chunk in prompts.chunks(batch.max(1)) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|p| tok.encode_prompt(p)).collect();
         let replies = generate(model, &ids, cfg, &mut rng, true).await;
@@ -66,6 +71,15 @@ pub async fn evaluate(
                 };
                 examples.push((prompt.clone(), text.clone(), v));
             }
+            let family = parse_prompt(prompt).expect("corpus prompt").family();
+            let column = match &verdict {
+                Ok(l) => [Truth::Correct, Truth::Wrong, Truth::Unsure]
+                    .iter()
+                    .position(|t| *t == l.truth)
+                    .unwrap_or(3),
+                Err(_) => 3,
+            };
+            by_family[family as usize][column] += 1;
             if let Ok(l) = verdict {
                 labels.push(l);
             }
@@ -79,6 +93,10 @@ pub async fn evaluate(
         max_gap: model_mix.max_gap(&corpus_mix),
         model: model_mix,
         corpus: corpus_mix,
+        truth_by_family: Family::ALL
+            .iter()
+            .map(|f| (*f, by_family[*f as usize]))
+            .collect(),
         examples,
     }
 }

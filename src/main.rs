@@ -116,8 +116,10 @@ struct SamplingArgs {
     /// Sample only among the k likeliest tokens (0 = all).
     #[arg(long, default_value_t = 0)]
     top_k: usize,
-    /// Sample only within the top-p probability mass (1 = all).
-    #[arg(long, default_value_t = 1.0)]
+    /// Sample only within the top-p probability mass (nucleus sampling, Holtzman et al. 2020).
+    /// 0.95 drops the long tail of unlikely tokens that garbles a reply now and then; 1 samples
+    /// the model's raw distribution.
+    #[arg(long, default_value_t = 0.95)]
     top_p: f64,
 }
 
@@ -385,7 +387,14 @@ fn run(cli: &Cli) -> Result<(), String> {
                 for ((name, m), (_, c)) in report.model.rows().iter().zip(report.corpus.rows()) {
                     println!("{name:<12} {:>6.1}% {:>6.1}%", m * 100.0, c * 100.0);
                 }
-                println!("\nlargest gap: {:.1} points", report.max_gap * 100.0);
+                println!("\nlargest gap: {:.1} points\n", report.max_gap * 100.0);
+                println!(
+                    "{:<12} {:>8} {:>6} {:>7} {:>10}",
+                    "family", "correct", "wrong", "unsure", "malformed"
+                );
+                for (family, [c, w, u, m]) in &report.truth_by_family {
+                    println!("{:<12} {c:>8} {w:>6} {u:>7} {m:>10}", format!("{family:?}"));
+                }
             }
         }
         Command::Bench { steps, batch } => {

@@ -138,7 +138,7 @@ pub fn pretrain(
 
 /// Exchanges whose prompts the training stream never shows.
 pub fn held_out_exchanges(seed: u64, n: usize) -> Vec<crate::corpus::Exchange> {
-    let mut corpus = Corpus::new(seed ^ 0x5eed_0f_e7a1);
+    let mut corpus = Corpus::new(seed ^ 0x005e_ed0f_e7a1);
     (0..n)
         .map(|_| {
             let p = corpus.prompt(true);

@@ -56,12 +56,10 @@ pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
     }
     let mut emoji = false;
     for e in EMOJI {
-        if let Some(rest) = s.strip_suffix(e) {
-            if let Some(rest) = rest.strip_suffix(' ') {
-                s = rest;
-                emoji = true;
-                break;
-            }
+        if let Some(rest) = s.strip_suffix(e).and_then(|r| r.strip_suffix(' ')) {
+            s = rest;
+            emoji = true;
+            break;
         }
     }
     let mut ends: Vec<char> = Vec::new();
@@ -71,14 +69,13 @@ pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
     'open: for (list, is_polite) in [(POLITE_OPEN, true), (RUDE_OPEN, false)] {
         for o in list {
             for end in ['.', '!'] {
-                if let Some(rest) = s.strip_prefix(o).and_then(|r| r.strip_prefix(end)) {
-                    if let Some(rest) = rest.strip_prefix(' ') {
-                        s = rest;
-                        ends.push(end);
-                        polite |= is_polite;
-                        rude |= !is_polite;
-                        break 'open;
-                    }
+                let rest = s.strip_prefix(o).and_then(|r| r.strip_prefix(end));
+                if let Some(rest) = rest.and_then(|r| r.strip_prefix(' ')) {
+                    s = rest;
+                    ends.push(end);
+                    polite |= is_polite;
+                    rude |= !is_polite;
+                    break 'open;
                 }
             }
         }
@@ -87,14 +84,13 @@ pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
     'close: for (list, is_polite) in [(POLITE_CLOSE, true), (RUDE_CLOSE, false)] {
         for c in list {
             for end in ['.', '!'] {
-                if let Some(rest) = s.strip_suffix(end).and_then(|r| r.strip_suffix(c)) {
-                    if let Some(rest) = rest.strip_suffix(' ') {
-                        s = rest;
-                        ends.push(end);
-                        polite |= is_polite;
-                        rude |= !is_polite;
-                        break 'close;
-                    }
+                let rest = s.strip_suffix(end).and_then(|r| r.strip_suffix(c));
+                if let Some(rest) = rest.and_then(|r| r.strip_suffix(' ')) {
+                    s = rest;
+                    ends.push(end);
+                    polite |= is_polite;
+                    rude |= !is_polite;
+                    break 'close;
                 }
             }
         }
@@ -104,13 +100,12 @@ pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
     'peel: loop {
         for f in FILLERS {
             for end in ['.', '!'] {
-                if let Some(rest) = s.strip_suffix(end).and_then(|r| r.strip_suffix(f)) {
-                    if let Some(rest) = rest.strip_suffix(' ') {
-                        s = rest;
-                        ends.push(end);
-                        fillers += 1;
-                        continue 'peel;
-                    }
+                let rest = s.strip_suffix(end).and_then(|r| r.strip_suffix(f));
+                if let Some(rest) = rest.and_then(|r| r.strip_suffix(' ')) {
+                    s = rest;
+                    ends.push(end);
+                    fillers += 1;
+                    continue 'peel;
                 }
             }
         }

@@ -596,7 +596,8 @@ impl PromptBank {
     pub fn surface(text: &str, family: Family, rng: &mut Rng) -> String {
         let mut s = String::new();
         if family == Family::SmallTalk && rng.chance(0.4) {
-            s.push_str(*rng.pick(GREETINGS));
+            let greeting: &&str = rng.pick(GREETINGS);
+            s.push_str(greeting);
             s.push_str(if rng.chance(0.5) { ", " } else { "! " });
         }
         s.push_str(text);

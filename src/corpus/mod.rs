@@ -198,7 +198,7 @@ pub fn is_held_out(prompt: &str) -> bool {
         h ^= *b as u64;
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h % 10 == 0
+    h.is_multiple_of(10)
 }
 
 /// A seeded generator of exchanges.
@@ -322,7 +322,8 @@ impl Corpus {
             .join(" ");
         if labels.enthusiasm == Enthusiasm::Emoji {
             reply.push(' ');
-            reply.push_str(*rng.pick(EMOJI));
+            let emoji: &&str = rng.pick(EMOJI);
+            reply.push_str(emoji);
         }
         reply
     }
