@@ -48,6 +48,19 @@ pub struct Style {
     pub core: String,
 }
 
+/// `s` without the sentence `phrase` + "." or "!" at its start (followed by a space) or at its
+/// end (after a space), and the punctuation that ended it.
+fn strip_sentence<'a>(s: &'a str, phrase: &str, at_start: bool) -> Option<(&'a str, char)> {
+    ['.', '!'].into_iter().find_map(|end| {
+        let rest = if at_start {
+            s.strip_prefix(phrase)?.strip_prefix(end)?.strip_prefix(' ')
+        } else {
+            s.strip_suffix(end)?.strip_suffix(phrase)?.strip_suffix(' ')
+        };
+        rest.map(|r| (r, end))
+    })
+}
+
 /// Tone, length and enthusiasm of any reply, plus its core sentence.
 pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
     let mut s = reply.trim();
@@ -65,51 +78,29 @@ pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
     let mut ends: Vec<char> = Vec::new();
     let mut polite = false;
     let mut rude = false;
-    // Opening: "<opening><end> ..."
-    'open: for (list, is_polite) in [(POLITE_OPEN, true), (RUDE_OPEN, false)] {
-        for o in list {
-            for end in ['.', '!'] {
-                let rest = s.strip_prefix(o).and_then(|r| r.strip_prefix(end));
-                if let Some(rest) = rest.and_then(|r| r.strip_prefix(' ')) {
-                    s = rest;
-                    ends.push(end);
-                    polite |= is_polite;
-                    rude |= !is_polite;
-                    break 'open;
-                }
-            }
-        }
-    }
-    // Closing: "... <closing><end>"
-    'close: for (list, is_polite) in [(POLITE_CLOSE, true), (RUDE_CLOSE, false)] {
-        for c in list {
-            for end in ['.', '!'] {
-                let rest = s.strip_suffix(end).and_then(|r| r.strip_suffix(c));
-                if let Some(rest) = rest.and_then(|r| r.strip_suffix(' ')) {
-                    s = rest;
-                    ends.push(end);
-                    polite |= is_polite;
-                    rude |= !is_polite;
-                    break 'close;
-                }
-            }
+    // Opening: "<opening><end> ...", then closing: "... <closing><end>".
+    for (at_start, lists) in [
+        (true, [POLITE_OPEN, RUDE_OPEN]),
+        (false, [POLITE_CLOSE, RUDE_CLOSE]),
+    ] {
+        let found = lists.iter().enumerate().find_map(|(i, list)| {
+            list.iter()
+                .find_map(|p| strip_sentence(s, p, at_start))
+                .map(|hit| (i == 0, hit))
+        });
+        if let Some((is_polite, (rest, end))) = found {
+            s = rest;
+            ends.push(end);
+            polite |= is_polite;
+            rude |= !is_polite;
         }
     }
     // Fillers, peeled from the end.
     let mut fillers = 0;
-    'peel: loop {
-        for f in FILLERS {
-            for end in ['.', '!'] {
-                let rest = s.strip_suffix(end).and_then(|r| r.strip_suffix(f));
-                if let Some(rest) = rest.and_then(|r| r.strip_suffix(' ')) {
-                    s = rest;
-                    ends.push(end);
-                    fillers += 1;
-                    continue 'peel;
-                }
-            }
-        }
-        break;
+    while let Some((rest, end)) = FILLERS.iter().find_map(|f| strip_sentence(s, f, false)) {
+        s = rest;
+        ends.push(end);
+        fillers += 1;
     }
     let Some(end) = s.chars().last().filter(|c| *c == '.' || *c == '!') else {
         return Err(NotWellFormed::NoAnswer(s.to_string()));
