@@ -12,6 +12,7 @@ pub mod model;
 pub mod pretrain;
 pub mod rng;
 pub mod sample;
+pub mod sft;
 pub mod tokenizer;
 
 /// Runs a future to completion on the current thread (native only; the browser has its own
