@@ -63,6 +63,9 @@ enum Command {
         /// Peak learning rate (AdamW, after a linear warm-up, cosine decay to a tenth).
         #[arg(long, default_value_t = 3e-3)]
         lr: f64,
+        /// Train on the replies' tokens only (the prompt is context, not a target).
+        #[arg(long)]
+        reply_only: bool,
         /// Folder to write tokenizer.json, base.bpk and base.json into.
         #[arg(long, default_value = "www/assets")]
         out: PathBuf,
@@ -207,6 +210,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             batch_size,
             seed,
             lr,
+            reply_only,
             out,
         } => {
             if *steps == 0 || *batch_size == 0 {
@@ -221,6 +225,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 .with_steps(*steps)
                 .with_batch_size(*batch_size)
                 .with_lr(*lr)
+                .with_reply_only(*reply_only)
                 .with_seed(*seed);
             let bar = if cli.json {
                 ProgressBar::hidden()

@@ -7,6 +7,7 @@
 
 use crate::corpus::Corpus;
 use crate::model::{Batch, Gpt, GptConfig, masked_mean};
+use crate::sft::{self, Demonstration, sft_loss};
 use crate::tokenizer::{PAD, Tokenizer};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
@@ -42,6 +43,9 @@ pub struct PretrainConfig {
     /// Seed of the corpus stream and the weight initialisation.
     #[config(default = 1234)]
     pub seed: u64,
+    /// Predict only the reply's tokens (as SFT does) instead of the whole exchange.
+    #[config(default = false)]
+    pub reply_only: bool,
     /// Held-out loss is measured every this many steps.
     #[config(default = 100)]
     pub eval_every: usize,
@@ -118,8 +122,23 @@ pub fn pretrain(
     let eval_set = held_out_exchanges(cfg.seed, 256);
     let eval_seqs = encode_exchanges(tok, &eval_set, cfg.model.context);
     for step in 0..cfg.steps {
-        let seqs = encode_exchanges(tok, &corpus.exchanges(cfg.batch_size), cfg.model.context);
-        let loss = lm_loss(&model, &seqs, &ad);
+        let exchanges = corpus.exchanges(cfg.batch_size);
+        let loss = if cfg.reply_only {
+            let demos: Vec<Demonstration> = exchanges
+                .into_iter()
+                .map(|e| Demonstration {
+                    prompt: e.prompt,
+                    reply: e.reply,
+                })
+                .collect();
+            sft_loss(&model, &sft::encode(tok, &demos, cfg.model.context), &ad)
+        } else {
+            lm_loss(
+                &model,
+                &encode_exchanges(tok, &exchanges, cfg.model.context),
+                &ad,
+            )
+        };
         let loss_value: f32 = loss.clone().into_scalar();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg, step);

@@ -135,4 +135,21 @@ fn pretrain_writes_loadable_assets() {
     let bundled = rlhf_playground::tokenizer::Tokenizer::bundled();
     assert_eq!(tok.to_json(), bundled.to_json());
     std::fs::remove_dir_all(&dir).ok();
+    // The reply-only variant (SFT-style loss) trains and writes a model too.
+    let args = [
+        "pretrain",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--reply-only",
+        "--out",
+        out_dir,
+        "--json",
+    ];
+    let (code, out, err) = cli(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(json_line(&out)["loss"].as_f64().unwrap().is_finite());
+    assert!(dir.join("base.bpk").exists());
+    std::fs::remove_dir_all(&dir).ok();
 }
