@@ -6,9 +6,9 @@
 //! polite and rude, right and wrong, short and long replies, the raw material RLHF shapes.
 
 use crate::corpus::Corpus;
-use crate::model::{Batch, Gpt, GptConfig, masked_mean};
+use crate::model::{Gpt, GptConfig};
 use crate::sft::{self, Demonstration, sft_loss};
-use crate::tokenizer::{PAD, Tokenizer};
+use crate::tokenizer::Tokenizer;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
@@ -77,16 +77,12 @@ pub fn encode_exchanges(
         .collect()
 }
 
-/// Mean next-token cross-entropy over the real (non-padding) targets of `seqs`, as a tensor
-/// (differentiable when the model is on an autodiff device).
+/// Mean next-token cross-entropy over every real (non-padding) target of `seqs`, as a tensor
+/// (differentiable when the model is on an autodiff device): SFT's loss with the whole sequence
+/// after its first token counted as the target.
 pub fn lm_loss(model: &Gpt, seqs: &[Vec<u32>], device: &Device) -> Tensor<1> {
-    let batch = Batch::right_padded(seqs, device);
-    let hidden = model.forward(&batch, None);
-    let t = batch.tokens.dims()[1];
-    let logp = model.token_logprobs(hidden, batch.tokens.clone()); // [B, T-1]
-    let targets = batch.tokens.slice(s![.., 1..t]); // [B, T-1]
-    let mask = targets.not_equal_elem(PAD as i32).float(); // [B, T-1]
-    masked_mean(logp, mask).neg()
+    let whole: Vec<(Vec<u32>, usize)> = seqs.iter().map(|s| (s.clone(), 1)).collect();
+    sft_loss(model, &whole, device)
 }
 
 /// One logged point of a run.
