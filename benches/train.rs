@@ -4,7 +4,7 @@
 
 use burn::tensor::Device;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rlhf_playground::bench::{TrainStep, random_batch};
+use rlhf_playground::bench::{TrainStep, UpdateBencher, random_batch};
 use rlhf_playground::block_on;
 use rlhf_playground::model::GptConfig;
 use rlhf_playground::rng::Rng;
@@ -38,5 +38,17 @@ fn sampling(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_step, sampling);
+fn update(c: &mut Criterion) {
+    // One full RLHF update (SFT, reward model, PPO, samples) with the default configuration,
+    // after 20 ratings; each iteration records one more thumbs rating and updates.
+    let mut group = c.benchmark_group("rlhf_update");
+    group.sample_size(10);
+    let mut bencher = UpdateBencher::new(&Device::flex(), 20);
+    group.bench_function("flex_default_after_20_ratings", |b| {
+        b.iter(|| bencher.run_one())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, train_step, sampling, update);
 criterion_main!(benches);

@@ -29,6 +29,26 @@ pub struct BenchReport {
     /// Sampling 4 replies of up to 48 tokens: new tokens per second.
     pub gen_tokens_per_s_cache: f64,
     pub gen_tokens_per_s_no_cache: f64,
+    /// One full RLHF update with the default session configuration.
+    pub update: UpdateBench,
+}
+
+/// Milliseconds of one full update (SFT, reward model, PPO, fresh samples), the median over
+/// the timed updates, split by stage.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct UpdateBench {
+    /// Pieces of feedback recorded (each with its update) before timing started.
+    pub history: usize,
+    pub updates: usize,
+    pub total_ms: f64,
+    pub sft_ms: f64,
+    pub reward_ms: f64,
+    /// Sampling the PPO batch, scoring it and computing old/reference log-probs and advantages.
+    pub ppo_rollout_ms: f64,
+    /// The PPO epochs over minibatches.
+    pub ppo_train_ms: f64,
+    /// Fresh samples with per-token changes after the update.
+    pub samples_ms: f64,
 }
 
 /// Random sequences of `len` tokens (no padding: every position is real work).
@@ -81,18 +101,130 @@ impl TrainStep {
     }
 }
 
+/// A session for timing updates: the bundled base model, fed by the polite rater.
+pub struct UpdateBencher {
+    session: crate::session::Session,
+    rater: crate::rater::Rater,
+    prompts: crate::corpus::Corpus,
+    pending: Vec<crate::feedback::Feedback>,
+    /// Pieces of feedback recorded so far.
+    pub ratings: usize,
+}
+
+impl UpdateBencher {
+    /// A session on the bundled base model with `history` pieces of feedback from the polite
+    /// rater (the first a demonstration, so that every stage has work), each with its update.
+    pub fn new(device: &Device, history: usize) -> Self {
+        use crate::feedback::Feedback;
+        use crate::session::{Session, SessionConfig};
+        let cfg = SessionConfig::new(
+            crate::sft::SftConfig::new(),
+            crate::reward::RewardConfig::new(),
+            crate::ppo::PpoConfig::new(),
+        );
+        let mut session = Session::bundled(cfg, device).expect("bundled model");
+        let _ = crate::block_on(session.generate("what is 3 plus 4?", 1));
+        session
+            .record(Feedback::Demonstration {
+                prompt: 0,
+                text: "Sure, happy to help. 3 plus 4 is 7.".into(),
+            })
+            .expect("valid demonstration");
+        crate::block_on(session.update());
+        let mut b = UpdateBencher {
+            session,
+            rater: crate::rater::Rater::Taste(crate::rater::Taste::Polite),
+            prompts: crate::simulate::round_prompts(0),
+            pending: Vec::new(),
+            ratings: 1,
+        };
+        while b.ratings < history {
+            b.run_one();
+        }
+        b
+    }
+
+    /// Records one more rating and runs its update; returns milliseconds of
+    /// [total, SFT, reward model, PPO rollout, PPO epochs, samples].
+    pub fn run_one(&mut self) -> [f64; 6] {
+        use crate::session::{Event, Stage};
+        use crate::simulate::{FeedbackKind, round};
+        if self.pending.is_empty() {
+            let p = self.prompts.prompt(false).text;
+            self.pending = crate::block_on(round(
+                &mut self.session,
+                &self.rater,
+                FeedbackKind::Thumbs,
+                &p,
+                4,
+            ))
+            .expect("built-in rater");
+            self.pending.reverse();
+        }
+        let fb = self.pending.pop().expect("a round gives feedback");
+        self.session.record(fb).expect("valid feedback");
+        self.ratings += 1;
+        let mut row = [0.0; 6];
+        let mut first_ppo = true;
+        let start = Instant::now();
+        loop {
+            let t = Instant::now();
+            let Some(event) = crate::block_on(self.session.step()) else {
+                break;
+            };
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let stage = match &event {
+                Event::Progress { stage, .. } => Some(*stage),
+                Event::Stage(r) => Some(r.stage),
+                Event::Done(_) => None,
+            };
+            match stage {
+                Some(Stage::Sft) => row[1] += ms,
+                Some(Stage::Reward) => row[2] += ms,
+                Some(Stage::Ppo) if first_ppo => {
+                    row[3] += ms;
+                    first_ppo = false;
+                }
+                Some(Stage::Ppo) => row[4] += ms,
+                Some(Stage::Samples) | None => row[5] += ms,
+            }
+        }
+        row[0] = start.elapsed().as_secs_f64() * 1e3;
+        row
+    }
+}
+
+/// `updates` timed updates after `history` ratings (see [`UpdateBencher`]); medians.
+pub fn update(device: &Device, history: usize, updates: usize) -> UpdateBench {
+    let mut b = UpdateBencher::new(device, history);
+    let rows: Vec<[f64; 6]> = (0..updates.max(1)).map(|_| b.run_one()).collect();
+    let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
+    UpdateBench {
+        history,
+        updates: rows.len(),
+        total_ms: col(0),
+        sft_ms: col(1),
+        reward_ms: col(2),
+        ppo_rollout_ms: col(3),
+        ppo_train_ms: col(4),
+        samples_ms: col(5),
+    }
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
 }
 
 /// Runs the benchmark: `steps` timed training steps of `batch` × `len` tokens after 2 warm-up
-/// steps, and sampling 4 replies of up to 48 tokens.
+/// steps, sampling 4 replies of up to 48 tokens, and `updates` full RLHF updates after 20
+/// ratings (see [`update`]).
 pub fn run(
     cfg: &GptConfig,
     batch: usize,
     len: usize,
     steps: usize,
+    updates: usize,
     device: &Device,
     device_name: &str,
 ) -> BenchReport {
@@ -134,5 +266,6 @@ pub fn run(
         train_gflops: 6.0 * params as f64 * tokens / step_s / 1e9,
         gen_tokens_per_s_cache: sample_rate(true),
         gen_tokens_per_s_no_cache: sample_rate(false),
+        update: update(device, 20, updates),
     }
 }

@@ -65,7 +65,8 @@ pub struct FeedbackLog {
     pub feedback: Vec<Feedback>,
 }
 
-fn check_text(what: &str, text: &str) -> Result<(), FeedbackError> {
+/// Refuses empty text and text over [`MAX_TEXT_CHARS`], naming `what` in the message.
+pub fn check_text(what: &str, text: &str) -> Result<(), FeedbackError> {
     if text.trim().is_empty() {
         return Err(FeedbackError(format!("the {what} is empty")));
     }

@@ -8,12 +8,31 @@ pub mod checkpoint;
 pub mod corpus;
 pub mod eval;
 pub mod feedback;
+pub mod grad;
 pub mod model;
+pub mod ppo;
 pub mod pretrain;
+pub mod rater;
+pub mod reward;
 pub mod rng;
 pub mod sample;
+pub mod session;
 pub mod sft;
+pub mod simulate;
 pub mod tokenizer;
+
+use burn::prelude::*;
+
+/// Reads a float tensor back to the CPU. Always async: on WebGPU in the browser a blocking
+/// read traps, so every readback in the engine goes through here (natively, under
+/// [`block_on`], it returns at once).
+pub async fn read<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data_async()
+        .await
+        .expect("reading a tensor back")
+        .try_into_vec_as::<f32>()
+        .expect("f32 data")
+}
 
 /// Runs a future to completion on the current thread (native only; the browser has its own
 /// event loop). The engine's readbacks are async so that the same code runs on WebGPU, where a
@@ -36,5 +55,24 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
             Poll::Ready(out) => return out,
             Poll::Pending => std::thread::park(),
         }
+    }
+}
+
+/// Milliseconds since some fixed moment, for stage timings (`Instant` is not available in the
+/// browser, where `Date.now()` is).
+pub fn now_ms() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs_f64()
+            * 1000.0
     }
 }

@@ -5,9 +5,15 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rlhf_playground::checkpoint::{self, ModelMeta};
 use rlhf_playground::corpus::classify;
 use rlhf_playground::model::{Gpt, GptConfig};
+use rlhf_playground::ppo::PpoConfig;
 use rlhf_playground::pretrain::{PretrainConfig, pretrain};
+use rlhf_playground::rater::{Rater, Taste};
+use rlhf_playground::reward::RewardConfig;
 use rlhf_playground::rng::Rng;
 use rlhf_playground::sample::{SampleConfig, generate};
+use rlhf_playground::session::{Session, SessionConfig};
+use rlhf_playground::sft::SftConfig;
+use rlhf_playground::simulate::{self, FeedbackKind};
 use rlhf_playground::tokenizer::Tokenizer;
 use rlhf_playground::{bench, block_on, eval};
 use serde_json::json;
@@ -39,6 +45,21 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum RaterArg {
+    Polite,
+    Truthful,
+    Short,
+    Cheerful,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FeedbackArg {
+    Thumbs,
+    Stars,
+    Pairs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum DeviceArg {
     Cpu,
     Gpu,
@@ -63,9 +84,10 @@ enum Command {
         /// Peak learning rate (AdamW, after a linear warm-up, cosine decay to a tenth).
         #[arg(long, default_value_t = 3e-3)]
         lr: f64,
-        /// Train on the replies' tokens only (the prompt is context, not a target).
+        /// Predict the whole exchange, prompt included. The default predicts only the reply's
+        /// tokens (the prompt is context, not a target), which measured closer to the corpus.
         #[arg(long)]
-        reply_only: bool,
+        whole_exchange: bool,
         /// Folder to write tokenizer.json, base.bpk and base.json into.
         #[arg(long, default_value = "www/assets")]
         out: PathBuf,
@@ -98,6 +120,45 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+    /// Run the RLHF loop with a simulated person: each round, sample replies to a corpus
+    /// prompt, the rater gives feedback, and every piece of feedback runs one update (SFT,
+    /// reward model, PPO). Prints a row per update, then the rater's preferred rate for the
+    /// base model and the tuned one on held-out prompts.
+    ///
+    /// Example: rlhf-playground simulate --rater polite --ratings 40 --feedback thumbs
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["rater", "grader_cmd", "grader_regex"])))]
+    Simulate {
+        /// A built-in rater: likes polite, truthful, short or cheerful replies.
+        #[arg(long, value_enum)]
+        rater: Option<RaterArg>,
+        /// A grader program: gets {"prompt": ..., "reply": ...} on stdin, prints a score
+        /// between -1 and 1 (positive = a thumbs up).
+        #[arg(long, value_name = "CMD")]
+        grader_cmd: Option<String>,
+        /// A regular expression: replies that match score +1, others -1.
+        #[arg(long, value_name = "RE")]
+        grader_regex: Option<String>,
+        /// Seconds a grader program may take per reply.
+        #[arg(long, default_value_t = 5.0)]
+        grader_timeout: f64,
+        /// Pieces of feedback to give (each runs one update).
+        #[arg(long, default_value_t = 40)]
+        ratings: usize,
+        /// Kind of feedback: thumbs on each of 4 replies per round, stars on each, or a
+        /// preference on each of 2 pairs.
+        #[arg(long, value_enum, default_value_t = FeedbackArg::Thumbs)]
+        feedback: FeedbackArg,
+        /// Seed of the session, the rounds' prompts and the measurement.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Held-out prompts the preferred rate is measured on.
+        #[arg(long, default_value_t = 200)]
+        eval_prompts: usize,
+        /// Change a session setting, e.g. --set ppo.lr=3e-4 --set reward.steps=8 (names as in
+        /// SessionConfig; repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
     /// Time a training step (forward, backward, AdamW) and sampling with and without the
     /// key/value cache, for the default model.
     Bench {
@@ -107,6 +168,9 @@ enum Command {
         /// Sequences per training step (each a full context of 64 tokens).
         #[arg(long, default_value_t = 16)]
         batch: usize,
+        /// Timed full RLHF updates (after 20 ratings; the median is reported).
+        #[arg(long, default_value_t = 5)]
+        updates: usize,
     },
 }
 
@@ -187,6 +251,49 @@ fn load(
     Ok((model, meta, tok))
 }
 
+/// The model's shape, weights and tokenizer, from `dir` or built in.
+fn load_bytes(dir: Option<&PathBuf>) -> Result<(GptConfig, Vec<u8>, Tokenizer), String> {
+    let Some(dir) = dir else {
+        let meta: ModelMeta =
+            serde_json::from_str(checkpoint::BUNDLED_META).map_err(|e| e.to_string())?;
+        return Ok((
+            meta.config,
+            checkpoint::BUNDLED_WEIGHTS.to_vec(),
+            Tokenizer::bundled(),
+        ));
+    };
+    // Checks the folder the same way `load` does.
+    let (_, meta, tok) = load(Some(dir), &burn::tensor::Device::flex())?;
+    let p = dir.join("base.bpk");
+    let bytes = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok((meta.config, bytes, tok))
+}
+
+/// Applies `key=value` settings (dotted paths into the session's configuration) and checks
+/// that the result still reads as a configuration.
+fn apply_settings(cfg: SessionConfig, sets: &[String]) -> Result<SessionConfig, String> {
+    let mut v = serde_json::to_value(&cfg).map_err(|e| e.to_string())?;
+    for set in sets {
+        let (key, value) = set
+            .split_once('=')
+            .ok_or_else(|| format!("--set {set}: expected KEY=VALUE, e.g. ppo.lr=3e-4"))?;
+        let mut slot = &mut v;
+        for part in key.trim().split('.') {
+            slot = slot
+                .get_mut(part)
+                .filter(|_| !part.is_empty())
+                .ok_or_else(|| format!("--set {set}: no setting named {key:?}"))?;
+        }
+        let value: serde_json::Value = serde_json::from_str(value.trim())
+            .map_err(|_| format!("--set {set}: {value:?} is not a number or true/false"))?;
+        if slot.is_object() || std::mem::discriminant(slot) != std::mem::discriminant(&value) {
+            return Err(format!("--set {set}: {key} takes a value like {slot}"));
+        }
+        *slot = value;
+    }
+    serde_json::from_value(v).map_err(|e| format!("--set: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
@@ -210,7 +317,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             batch_size,
             seed,
             lr,
-            reply_only,
+            whole_exchange,
             out,
         } => {
             if *steps == 0 || *batch_size == 0 {
@@ -225,7 +332,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 .with_steps(*steps)
                 .with_batch_size(*batch_size)
                 .with_lr(*lr)
-                .with_reply_only(*reply_only)
+                .with_reply_only(!*whole_exchange)
                 .with_seed(*seed);
             let bar = if cli.json {
                 ProgressBar::hidden()
@@ -402,11 +509,180 @@ fn run(cli: &Cli) -> Result<(), String> {
                 }
             }
         }
-        Command::Bench { steps, batch } => {
-            if *steps == 0 || *batch == 0 {
-                return Err("--steps and --batch must be at least 1".into());
+        Command::Simulate {
+            rater,
+            grader_cmd,
+            grader_regex,
+            grader_timeout,
+            ratings,
+            feedback,
+            seed,
+            eval_prompts,
+            set,
+        } => {
+            let rater = match (rater, grader_cmd, grader_regex) {
+                (Some(r), _, _) => Rater::Taste(match r {
+                    RaterArg::Polite => Taste::Polite,
+                    RaterArg::Truthful => Taste::Truthful,
+                    RaterArg::Short => Taste::Short,
+                    RaterArg::Cheerful => Taste::Cheerful,
+                }),
+                (_, Some(cmd), _) => {
+                    if !(*grader_timeout > 0.0 && *grader_timeout <= 600.0) {
+                        return Err("--grader-timeout must be between 0 and 600 seconds".into());
+                    }
+                    Rater::Command {
+                        command: cmd.clone(),
+                        timeout: std::time::Duration::from_secs_f64(*grader_timeout),
+                    }
+                }
+                (_, _, Some(re)) => Rater::regex(re).map_err(|e| format!("--grader-regex: {e}"))?,
+                _ => unreachable!("clap requires one of them"),
+            };
+            if !(1..=10_000).contains(ratings) {
+                return Err(format!(
+                    "--ratings must be between 1 and 10000 (got {ratings})"
+                ));
             }
-            let r = bench::run(&GptConfig::new(), *batch, 64, *steps, &device, device_name);
+            if !(1..=5_000).contains(eval_prompts) {
+                return Err(format!(
+                    "--eval-prompts must be between 1 and 5000 (got {eval_prompts})"
+                ));
+            }
+            let kind = match feedback {
+                FeedbackArg::Thumbs => FeedbackKind::Thumbs,
+                FeedbackArg::Stars => FeedbackKind::Stars,
+                FeedbackArg::Pairs => FeedbackKind::Pairs,
+            };
+            let cfg = apply_settings(
+                SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new())
+                    .with_seed(*seed),
+                set,
+            )?;
+            let (config, bytes, tok) = load_bytes(cli.model.as_ref())?;
+            let mut session =
+                Session::new(cfg, tok, &config, &bytes, &device).map_err(|e| e.to_string())?;
+            let t0 = Instant::now();
+            let prompts = simulate::eval_prompts(*eval_prompts, *seed);
+            let sample = session.cfg.sample.clone();
+            let measure = |s: &Session| {
+                block_on(simulate::measure(
+                    &s.policy(),
+                    s.reference(),
+                    s.tokenizer(),
+                    &prompts,
+                    &rater,
+                    &sample,
+                    *seed ^ 0x3ea5,
+                ))
+                .map_err(|e| e.to_string())
+            };
+            let base = measure(&session)?;
+            if !cli.json {
+                println!(
+                    "rater: {}, feedback: {:?}, base model preferred rate {:.1}% on {} held-out prompts",
+                    rater.describe(),
+                    kind,
+                    base.preferred * 100.0,
+                    eval_prompts
+                );
+                println!(
+                    "{:>7} {:>8} {:>11} {:>7} {:>11} {:>8}",
+                    "ratings", "rm acc", "rater score", "KL", "well-formed", "ms"
+                );
+            }
+            let opt = |x: Option<f64>, scale: f64, prec: usize| {
+                x.map_or("-".to_string(), |v| format!("{:.*}", prec, v * scale))
+            };
+            let mut corpus = simulate::round_prompts(*seed);
+            // Four replies a round: four thumbs or stars ratings, or two pairs.
+            let per_round = 4;
+            let mut rows = Vec::new();
+            let mut given = 0;
+            'rounds: while given < *ratings {
+                let prompt = corpus.prompt(false).text;
+                let fbs = block_on(simulate::round(
+                    &mut session,
+                    &rater,
+                    kind,
+                    &prompt,
+                    per_round,
+                ))
+                .map_err(|e| e.to_string())?;
+                for fb in fbs {
+                    session.record(fb).map_err(|e| e.to_string())?;
+                    let report = block_on(session.update()).expect("an update ran");
+                    let row = simulate::Row::of(&report, &rater).map_err(|e| e.to_string())?;
+                    if !cli.json {
+                        println!(
+                            "{:>7} {:>8} {:>11} {:>7} {:>11} {:>8.0}",
+                            row.ratings,
+                            opt(row.reward_accuracy, 100.0, 0),
+                            opt(row.rater_score, 1.0, 2),
+                            opt(row.kl, 1.0, 2),
+                            opt(row.well_formed, 100.0, 0),
+                            row.millis
+                        );
+                    }
+                    rows.push(row);
+                    given += 1;
+                    if given == *ratings {
+                        break 'rounds;
+                    }
+                }
+            }
+            let tuned = measure(&session)?;
+            let seconds = t0.elapsed().as_secs_f64();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({
+                        "rater": rater.describe(),
+                        "feedback": kind,
+                        "seed": seed,
+                        "ratings": given,
+                        "base_rate": base.preferred,
+                        "tuned_rate": tuned.preferred,
+                        "well_formed": tuned.well_formed,
+                        "base_well_formed": base.well_formed,
+                        "kl": tuned.kl,
+                        "base": base,
+                        "tuned": tuned,
+                        "seconds": seconds,
+                        "rows": rows,
+                    })
+                );
+            } else {
+                println!(
+                    "\npreferred rate on {eval_prompts} held-out prompts: base {:.1}% -> tuned {:.1}%",
+                    base.preferred * 100.0,
+                    tuned.preferred * 100.0
+                );
+                println!(
+                    "well-formed: base {:.1}% -> tuned {:.1}%; KL(tuned || base) {:.2} nats per reply; {given} ratings in {seconds:.0} s",
+                    base.well_formed * 100.0,
+                    tuned.well_formed * 100.0,
+                    tuned.kl
+                );
+            }
+        }
+        Command::Bench {
+            steps,
+            batch,
+            updates,
+        } => {
+            if *steps == 0 || *batch == 0 || *updates == 0 {
+                return Err("--steps, --batch and --updates must be at least 1".into());
+            }
+            let r = bench::run(
+                &GptConfig::new(),
+                *batch,
+                64,
+                *steps,
+                *updates,
+                &device,
+                device_name,
+            );
             if cli.json {
                 println!("{}", serde_json::to_string(&r).expect("json"));
             } else {
@@ -423,6 +699,18 @@ fn run(cli: &Cli) -> Result<(), String> {
                 println!(
                     "sampling          {:.0} tokens/s with KV cache, {:.0} without",
                     r.gen_tokens_per_s_cache, r.gen_tokens_per_s_no_cache
+                );
+                let u = &r.update;
+                println!(
+                    "one RLHF update   {:.0} ms after {} ratings (median of {}): SFT {:.0}, reward model {:.0}, PPO rollout {:.0} + epochs {:.0}, samples {:.0}",
+                    u.total_ms,
+                    u.history,
+                    u.updates,
+                    u.sft_ms,
+                    u.reward_ms,
+                    u.ppo_rollout_ms,
+                    u.ppo_train_ms,
+                    u.samples_ms
                 );
             }
         }

@@ -266,6 +266,37 @@ impl Gpt {
         self.ln_f.forward(x)
     }
 
+    /// The residual stream `[B, T, C]` after the embeddings and the first `blocks` blocks: the
+    /// features a model with a frozen bottom computes once per sequence.
+    pub fn features(&self, batch: &Batch, blocks: usize) -> Tensor<3> {
+        let mut x =
+            self.wte.forward(batch.tokens.clone()) + self.wpe.forward(batch.positions.clone()); // [B, T, C]
+        for block in self.blocks.iter().take(blocks) {
+            x = block.forward(x, batch.mask.clone(), &mut None, false);
+        }
+        x
+    }
+
+    /// Final hidden states `[B, T, C]` from the residual stream `x` after `first_block` blocks
+    /// (see [`Gpt::features`]); `mask` as in [`Batch`].
+    pub fn forward_from(
+        &self,
+        x: Tensor<3>,
+        mask: Tensor<4, Bool>,
+        first_block: usize,
+    ) -> Tensor<3> {
+        let mut x = x;
+        for block in self.blocks.iter().skip(first_block) {
+            x = block.forward(x, mask.clone(), &mut None, false);
+        }
+        self.ln_f.forward(x)
+    }
+
+    /// Transformer blocks.
+    pub fn n_layer(&self) -> usize {
+        self.blocks.len()
+    }
+
     /// Next-token logits `[B, T, V]` from hidden states, through the tied embedding.
     pub fn logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let [b, t, c] = hidden.dims();

@@ -1,4 +1,5 @@
-//! Pretraining the base model: next-token prediction on corpus exchanges.
+//! Pretraining the base model: next-token prediction on corpus exchanges (by default on the
+//! replies' tokens, the prompt being context).
 //!
 //! The loop reads top to bottom as in nanoGPT's train.py: draw a batch, forward, masked
 //! cross-entropy, backward, clip, AdamW step with a warm-up then cosine learning rate.
@@ -43,8 +44,12 @@ pub struct PretrainConfig {
     /// Seed of the corpus stream and the weight initialisation.
     #[config(default = 1234)]
     pub seed: u64,
-    /// Predict only the reply's tokens (as SFT does) instead of the whole exchange.
-    #[config(default = false)]
+    /// Predict only the reply's tokens (as SFT does), the prompt being context, not a target.
+    /// Measured against predicting whole exchanges (1800 steps each, README): the base model's
+    /// truth mixture came within 5.2 points of the corpus instead of 8.6, and 99.4% of replies
+    /// were well-formed instead of 98.8%. The model's capacity goes to the replies it will
+    /// write, not to the prompts it will only read.
+    #[config(default = true)]
     pub reply_only: bool,
     /// Held-out loss is measured every this many steps.
     #[config(default = 100)]
@@ -61,19 +66,24 @@ pub fn learning_rate(cfg: &PretrainConfig, step: usize) -> f64 {
     min + 0.5 * (cfg.lr - min) * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
 }
 
-/// Token ids of exchanges, each cut to the context.
+/// Token ids of exchanges, each cut to the context, with the index of the first target token:
+/// the reply's start when `reply_only`, else 1 (every token after the first is a target).
 pub fn encode_exchanges(
     tok: &Tokenizer,
     exchanges: &[crate::corpus::Exchange],
     context: usize,
-) -> Vec<Vec<u32>> {
-    exchanges
+    reply_only: bool,
+) -> Vec<(Vec<u32>, usize)> {
+    let demos: Vec<Demonstration> = exchanges
         .iter()
-        .map(|e| {
-            let (mut ids, _) = tok.encode_exchange(&e.prompt, &e.reply);
-            ids.truncate(context);
-            ids
+        .map(|e| Demonstration {
+            prompt: e.prompt.clone(),
+            reply: e.reply.clone(),
         })
+        .collect();
+    sft::encode(tok, &demos, context)
+        .into_iter()
+        .map(|(ids, start)| (ids, if reply_only { start } else { 1 }))
         .collect()
 }
 
@@ -116,25 +126,11 @@ pub fn pretrain(
         .init();
     let mut corpus = Corpus::new(cfg.seed);
     let eval_set = held_out_exchanges(cfg.seed, 256);
-    let eval_seqs = encode_exchanges(tok, &eval_set, cfg.model.context);
+    let eval_seqs = encode_exchanges(tok, &eval_set, cfg.model.context, cfg.reply_only);
     for step in 0..cfg.steps {
         let exchanges = corpus.exchanges(cfg.batch_size);
-        let loss = if cfg.reply_only {
-            let demos: Vec<Demonstration> = exchanges
-                .into_iter()
-                .map(|e| Demonstration {
-                    prompt: e.prompt,
-                    reply: e.reply,
-                })
-                .collect();
-            sft_loss(&model, &sft::encode(tok, &demos, cfg.model.context), &ad)
-        } else {
-            lm_loss(
-                &model,
-                &encode_exchanges(tok, &exchanges, cfg.model.context),
-                &ad,
-            )
-        };
+        let seqs = encode_exchanges(tok, &exchanges, cfg.model.context, cfg.reply_only);
+        let loss = sft_loss(&model, &seqs, &ad);
         let loss_value: f32 = loss.clone().into_scalar();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg, step);
@@ -162,12 +158,12 @@ pub fn held_out_exchanges(seed: u64, n: usize) -> Vec<crate::corpus::Exchange> {
         .collect()
 }
 
-/// Mean loss over `seqs`, in batches of 64, without gradients.
-pub fn eval_loss(model: &Gpt, seqs: &[Vec<u32>], device: &Device) -> f64 {
+/// Mean loss over `seqs` (ids and first target), in batches of 64, without gradients.
+pub fn eval_loss(model: &Gpt, seqs: &[(Vec<u32>, usize)], device: &Device) -> f64 {
     let mut total = 0.0;
     let mut n = 0.0;
     for chunk in seqs.chunks(64) {
-        let l: f32 = lm_loss(model, chunk, device).into_scalar();
+        let l: f32 = sft_loss(model, chunk, device).into_scalar();
         total += l as f64 * chunk.len() as f64;
         n += chunk.len() as f64;
     }

@@ -67,6 +67,13 @@ impl Rng {
         weights.len() - 1
     }
 
+    /// Shuffles `items` in place (Fisher–Yates).
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+
     /// A new generator whose stream is independent of this one's continuation.
     pub fn fork(&mut self) -> Rng {
         Rng::new(self.next_u64())

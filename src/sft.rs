@@ -6,10 +6,10 @@
 //! chooses the demonstrations: replies a person wrote, and (next) the best-rated sampled
 //! replies (rejection-sampling fine-tuning, as in Llama 2's RLHF, Touvron et al. 2023).
 
+use crate::grad::clip_global_norm;
 use crate::model::{Batch, Gpt, masked_mean};
 use crate::rng::Rng;
 use crate::tokenizer::Tokenizer;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
@@ -24,21 +24,19 @@ pub struct SftConfig {
     /// Optimiser steps per update (one rating = one update).
     #[config(default = 4)]
     pub steps: usize,
-    /// Demonstrations per step, drawn with replacement from all collected so far.
+    /// Demonstrations per step, drawn with replacement from all collected so far (all of them
+    /// when there are no more than this).
     #[config(default = 8)]
     pub batch_size: usize,
-    /// Global gradient-norm clip.
+    /// Gradient clipping by global norm (1.0, as in pretraining).
     #[config(default = 1.0)]
-    pub grad_clip: f32,
+    pub max_grad_norm: f32,
 }
 
 impl SftConfig {
-    /// The optimiser this stage uses (AdamW without weight decay, clipped).
+    /// The optimiser this stage uses (AdamW without weight decay; clipping is by global norm).
     pub fn optimizer(&self) -> ModuleOptimizer {
-        AdamWConfig::new()
-            .with_weight_decay(0.0)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(self.grad_clip)))
-            .init()
+        AdamWConfig::new().with_weight_decay(0.0).init()
     }
 }
 
@@ -87,9 +85,35 @@ pub fn sft_loss(model: &Gpt, seqs: &[(Vec<u32>, usize)], device: &Device) -> Ten
     masked_mean(logp, reply_mask(seqs, t, device)).neg()
 }
 
+/// One SFT step on a batch of `cfg.batch_size` sequences drawn from `all` (encoded
+/// demonstrations); returns the model and the loss before the step.
+pub async fn step(
+    model: Gpt,
+    optim: &mut ModuleOptimizer,
+    all: &[(Vec<u32>, usize)],
+    cfg: &SftConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> (Gpt, f64) {
+    // With no more demonstrations than a batch holds, the batch is all of them (drawing copies
+    // would give the same mean gradient at several times the cost).
+    let batch: Vec<(Vec<u32>, usize)> = if all.len() <= cfg.batch_size {
+        all.to_vec()
+    } else {
+        (0..cfg.batch_size.max(1))
+            .map(|_| all[rng.below(all.len())].clone())
+            .collect()
+    };
+    let loss = sft_loss(&model, &batch, device);
+    let value = crate::read(loss.clone()).await[0] as f64;
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    clip_global_norm(&mut grads, &model, cfg.max_grad_norm);
+    (optim.step(cfg.lr, model, grads), value)
+}
+
 /// Runs `cfg.steps` SFT steps on batches drawn from `demos`; returns the model and the loss of
 /// each step (before its update).
-pub fn train(
+pub async fn train(
     mut model: Gpt,
     optim: &mut ModuleOptimizer,
     tok: &Tokenizer,
@@ -104,14 +128,9 @@ pub fn train(
     }
     let all = encode(tok, demos, model.context());
     for _ in 0..cfg.steps {
-        let batch: Vec<(Vec<u32>, usize)> = (0..cfg.batch_size.max(1))
-            .map(|_| all[rng.below(all.len())].clone())
-            .collect();
-        let loss = sft_loss(&model, &batch, device);
-        let value: f32 = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(cfg.lr, model, grads);
-        losses.push(value as f64);
+        let (m, loss) = step(model, optim, &all, cfg, rng, device).await;
+        model = m;
+        losses.push(loss);
     }
     (model, losses)
 }
@@ -179,7 +198,7 @@ mod tests {
         let mut optim = cfg.optimizer();
         let seqs = encode(&tok, &demos(), model.context());
         let before: f32 = sft_loss(&model, &seqs, &device).into_scalar();
-        let (model, losses) = train(
+        let (model, losses) = crate::block_on(train(
             model,
             &mut optim,
             &tok,
@@ -187,12 +206,12 @@ mod tests {
             &cfg,
             &mut Rng::new(0),
             &device,
-        );
+        ));
         let after: f32 = sft_loss(&model, &seqs, &device).into_scalar();
         assert_eq!(losses.len(), 12);
         assert!(after < before * 0.5, "{before} -> {after}");
         // No demonstrations: nothing happens.
-        let (_, none) = train(
+        let (_, none) = crate::block_on(train(
             model,
             &mut optim,
             &tok,
@@ -200,7 +219,7 @@ mod tests {
             &cfg,
             &mut Rng::new(0),
             &device,
-        );
+        ));
         assert!(none.is_empty());
     }
 }

@@ -135,14 +135,14 @@ fn pretrain_writes_loadable_assets() {
     let bundled = rlhf_playground::tokenizer::Tokenizer::bundled();
     assert_eq!(tok.to_json(), bundled.to_json());
     std::fs::remove_dir_all(&dir).ok();
-    // The reply-only variant (SFT-style loss) trains and writes a model too.
+    // The whole-exchange variant (prompt tokens predicted too) trains and writes a model too.
     let args = [
         "pretrain",
         "--steps",
         "2",
         "--batch-size",
         "4",
-        "--reply-only",
+        "--whole-exchange",
         "--out",
         out_dir,
         "--json",
@@ -152,4 +152,95 @@ fn pretrain_writes_loadable_assets() {
     assert!(json_line(&out)["loss"].as_f64().unwrap().is_finite());
     assert!(dir.join("base.bpk").exists());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn simulate_runs_the_loop_and_reports_json() {
+    let args = [
+        "simulate",
+        "--rater",
+        "short",
+        "--ratings",
+        "3",
+        "--feedback",
+        "stars",
+        "--eval-prompts",
+        "20",
+        "--set",
+        "ppo.batch_size=4",
+        "--set",
+        "ppo.minibatch_size=4",
+        "--json",
+    ];
+    let (code, out, err) = cli(&args);
+    assert_eq!(code, 0, "{err}");
+    let v = json_line(&out);
+    assert_eq!(v["ratings"], 3);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 3);
+    for key in ["base_rate", "tuned_rate", "well_formed", "kl"] {
+        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key}: {v}"));
+        assert!(x.is_finite(), "{key} = {x}");
+    }
+    // Each row is an update: after the first, PPO has run and measured its KL.
+    assert!(v["rows"][2]["kl"].as_f64().is_some(), "{}", v["rows"]);
+    // A grader program and a regular expression stand in for the rater too.
+    let (code, out, err) = cli(&[
+        "simulate",
+        "--grader-cmd",
+        "echo 0.5",
+        "--ratings",
+        "1",
+        "--eval-prompts",
+        "5",
+        "--set",
+        "ppo.batch_size=2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_line(&out)["tuned_rate"], 1.0);
+}
+
+#[test]
+fn simulate_refuses_bad_arguments_clearly() {
+    let cases: [(&[&str], &str); 7] = [
+        (&["simulate", "--ratings", "3"], "--rater"),
+        (
+            &["simulate", "--rater", "polite", "--ratings", "0"],
+            "--ratings",
+        ),
+        (
+            &["simulate", "--grader-regex", "(", "--ratings", "1"],
+            "not a valid",
+        ),
+        (
+            &["simulate", "--rater", "polite", "--set", "ppo.lr"],
+            "KEY=VALUE",
+        ),
+        (
+            &["simulate", "--rater", "polite", "--set", "ppo.nope=1"],
+            "no setting",
+        ),
+        (
+            &["simulate", "--rater", "polite", "--set", "ppo.lr=fast"],
+            "not a number",
+        ),
+        (
+            &[
+                "simulate",
+                "--grader-cmd",
+                "exit 3",
+                "--ratings",
+                "1",
+                "--eval-prompts",
+                "2",
+            ],
+            "exited",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (code, _, err) = cli(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
 }

@@ -1,0 +1,524 @@
+//! Step 2 of RLHF: the reward model.
+//!
+//! Ouyang et al. (2022), section 3.5: a copy of the language model whose output is one number,
+//! the score of a reply, trained on comparisons with the Bradley–Terry loss
+//! `-log σ(r_chosen - r_rejected)`. Here the score is the model's scalar head read at the last
+//! token of the exchange (the `<|end|>` the bot wrote, or its last token when it ran out of room).
+//!
+//! Every kind of feedback becomes comparisons (see [`RewardData::from_log`]):
+//! - a pairwise preference is one comparison (a tie is a comparison with target ½);
+//! - thumbs and stars put each rated reply on one scale u in [0, 1] (up = 1, down = 0, stars
+//!   (s - 1) / 4); any two replies with different u make a comparison weighted by the gap |Δu|,
+//!   fully when they answer the same prompt and by `cross_prompt_weight` when they do not (a
+//!   reply to another prompt is weaker evidence: Ouyang et al. compare replies to one prompt);
+//! - a demonstration is preferred to every sampled reply to its prompt;
+//! - and a small pointwise term, binary cross-entropy of σ(r) against u, gives the very first
+//!   rating a signal before any pair exists.
+//!
+//! Generalising from a few labels: only the top `train_blocks` blocks, the final LayerNorm and the
+//! head train; the rest of the pretrained transformer is a fixed feature extractor (measured in
+//! the README: training everything fits the labels as well but generalises worse to new replies).
+
+use crate::feedback::{Feedback, FeedbackLog};
+use crate::grad::clip_global_norm;
+use crate::model::{Batch, Gpt};
+use crate::rng::Rng;
+use crate::tokenizer::Tokenizer;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::log_sigmoid;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Settings of the reward-model stage.
+#[derive(Config, Debug)]
+pub struct RewardConfig {
+    /// AdamW learning rate for the trainable top of the model (measured: 1e-3 fits a few dozen
+    /// labels in a handful of steps without overshooting).
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    /// Optimiser steps per update.
+    #[config(default = 6)]
+    pub steps: usize,
+    /// Comparisons per step, drawn from all of them (all of them when there are fewer), with
+    /// half as many pointwise targets. Each step costs the top block on at most 2.5x this many
+    /// replies, so 8 keeps a fitting of 6 steps within a few hundred milliseconds.
+    #[config(default = 8)]
+    pub batch_pairs: usize,
+    /// Transformer blocks that train, counted from the top; the embeddings and the blocks below
+    /// stay as pretrained.
+    #[config(default = 1)]
+    pub train_blocks: usize,
+    /// Weight of a comparison between replies to different prompts, relative to one between
+    /// replies to the same prompt.
+    #[config(default = 0.5)]
+    pub cross_prompt_weight: f64,
+    /// Weight of the pointwise term on thumbs and stars (0 turns it off).
+    #[config(default = 0.25)]
+    pub pointwise_weight: f64,
+    /// Gradient clipping by global norm.
+    #[config(default = 1.0)]
+    pub max_grad_norm: f32,
+    /// How much of the running score statistics each new batch of scores keeps (an exponential
+    /// moving average: the reward model itself changes with every update, so old statistics
+    /// fade).
+    #[config(default = 0.9)]
+    pub norm_momentum: f64,
+    /// Smallest standard deviation the normalisation divides by. Bradley–Terry scores are
+    /// log-odds: differences under one are the model's own uncertainty, and dividing them by a
+    /// small spread would turn a hunch into a full-size reward (measured: with a floor of 0.1,
+    /// PPO chased tiny score differences and the replies degenerated).
+    #[config(default = 1.0)]
+    pub norm_std_floor: f64,
+}
+
+impl RewardConfig {
+    /// The optimiser of this stage (AdamW, no weight decay; clipping is done by global norm).
+    pub fn optimizer(&self) -> ModuleOptimizer {
+        AdamWConfig::new().with_weight_decay(0.0).init()
+    }
+}
+
+/// One comparison: `chosen` should score above `rejected` (indices into [`RewardData::texts`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub chosen: usize,
+    pub rejected: usize,
+    /// 1 for a preference, ½ for a tie.
+    pub target: f32,
+    pub weight: f32,
+    /// The newest piece of feedback (index in the log) this comparison depends on: tells which
+    /// comparisons the reward model has not been trained on yet.
+    pub newest: usize,
+}
+
+/// The reward model's training set, rebuilt from the whole log at each update.
+#[derive(Clone, Debug, Default)]
+pub struct RewardData {
+    /// (prompt, reply) texts to score.
+    pub texts: Vec<(String, String)>,
+    pub pairs: Vec<Comparison>,
+    /// (text, target u in [0, 1], newest feedback index) for the pointwise term.
+    pub points: Vec<(usize, f32, usize)>,
+}
+
+impl RewardData {
+    /// Turns every piece of feedback in `log` into comparisons and pointwise targets.
+    pub fn from_log(log: &FeedbackLog, cfg: &RewardConfig) -> RewardData {
+        let n = log.replies.len();
+        let mut data = RewardData {
+            texts: log
+                .replies
+                .iter()
+                .map(|r| (log.prompts[r.prompt].clone(), r.text.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        // The latest thumbs or stars of each reply, on the common scale u.
+        let mut rated: Vec<Option<(f32, usize)>> = vec![None; n];
+        for (i, fb) in log.feedback.iter().enumerate() {
+            match fb {
+                Feedback::Thumbs { reply, up } => {
+                    rated[*reply] = Some((if *up { 1.0 } else { 0.0 }, i));
+                }
+                Feedback::Stars { reply, stars } => {
+                    rated[*reply] = Some(((*stars as f32 - 1.0) / 4.0, i));
+                }
+                Feedback::Pair { better, worse, tie } => data.pairs.push(Comparison {
+                    chosen: *better,
+                    rejected: *worse,
+                    target: if *tie { 0.5 } else { 1.0 },
+                    weight: 1.0,
+                    newest: i,
+                }),
+                Feedback::Demonstration { prompt, text } => {
+                    data.texts
+                        .push((log.prompts[*prompt].clone(), text.clone()));
+                    let demo = data.texts.len() - 1;
+                    for (j, r) in log.replies.iter().enumerate() {
+                        if r.prompt == *prompt && r.text != *text {
+                            data.pairs.push(Comparison {
+                                chosen: demo,
+                                rejected: j,
+                                target: 1.0,
+                                weight: 1.0,
+                                newest: i,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let rated: Vec<(usize, f32, usize)> = rated
+            .iter()
+            .enumerate()
+            .filter_map(|(j, r)| r.map(|(u, i)| (j, u, i)))
+            .collect();
+        for (a, &(ja, ua, ia)) in rated.iter().enumerate() {
+            data.points.push((ja, ua, ia));
+            for &(jb, ub, ib) in &rated[a + 1..] {
+                if ua == ub {
+                    continue;
+                }
+                let same = log.replies[ja].prompt == log.replies[jb].prompt;
+                let (chosen, rejected) = if ua > ub { (ja, jb) } else { (jb, ja) };
+                let w = (ua - ub).abs()
+                    * if same {
+                        1.0
+                    } else {
+                        cfg.cross_prompt_weight as f32
+                    };
+                data.pairs.push(Comparison {
+                    chosen,
+                    rejected,
+                    target: 1.0,
+                    weight: w,
+                    newest: ia.max(ib),
+                });
+            }
+        }
+        data
+    }
+}
+
+/// Token ids of a (prompt, reply) exchange, cut to the context.
+pub fn encode(tok: &Tokenizer, text: &(String, String), context: usize) -> Vec<u32> {
+    let (mut ids, _) = tok.encode_exchange(&text.0, &text.1);
+    ids.truncate(context);
+    ids
+}
+
+/// Features of the frozen bottom of the reward model, computed once per sequence.
+///
+/// With only the top `train_blocks` blocks training, everything below them is a fixed function
+/// of the tokens; caching its output makes each fitting step cost the top blocks alone.
+#[derive(Default)]
+pub struct FeatureCache {
+    map: HashMap<Vec<u32>, Tensor<2>>,
+}
+
+/// Most sequences the cache keeps (about 25 KB each); beyond it, it starts afresh.
+const CACHE_LIMIT: usize = 4096;
+
+impl FeatureCache {
+    /// `[B, T, C]` features of `seqs` after `blocks` blocks of `model`, right-padded with
+    /// zeros; missing ones are computed in one batch (on `model.valid()`: no gradients).
+    pub fn batch(
+        &mut self,
+        model: &Gpt,
+        seqs: &[Vec<u32>],
+        blocks: usize,
+        device: &Device,
+    ) -> Tensor<3> {
+        let missing: Vec<Vec<u32>> = seqs
+            .iter()
+            .filter(|s| !self.map.contains_key(*s))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            if self.map.len() + missing.len() > CACHE_LIMIT {
+                self.map.clear();
+            }
+            let batch = Batch::right_padded(&missing, device);
+            let x = model.valid().features(&batch, blocks); // [M, T, C]
+            for (i, s) in missing.into_iter().enumerate() {
+                let n = s.len();
+                let f = x.clone().slice(s![i..i + 1, 0..n, ..]).squeeze_dim::<2>(0); // [n, C]
+                self.map.insert(s, f);
+            }
+        }
+        let t = seqs.iter().map(Vec::len).max().unwrap_or(0);
+        let rows: Vec<Tensor<3>> = seqs
+            .iter()
+            .map(|s| {
+                let f = self.map[s].clone(); // [n, C]
+                let [n, c] = f.dims();
+                let f = if n < t {
+                    Tensor::cat(vec![f, Tensor::zeros([t - n, c], device)], 0) // [T, C]
+                } else {
+                    f
+                };
+                f.unsqueeze_dim::<3>(0) // [1, T, C]
+            })
+            .collect();
+        Tensor::cat(rows, 0) // [B, T, C]
+    }
+
+    /// Sequences cached.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// The scalar head at each sequence's last token, from final hidden states `[B, T, C]`.
+fn last_scores(model: &Gpt, hidden: Tensor<3>, seqs: &[Vec<u32>], device: &Device) -> Tensor<1> {
+    let scores = model.scores(hidden); // [B, T]
+    let last: Vec<i32> = seqs.iter().map(|s| s.len().max(1) as i32 - 1).collect();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(last, [seqs.len()]), device)
+        .unsqueeze_dim::<2>(1); // [B, 1]
+    scores.gather(1, idx).squeeze_dim(1) // [B]
+}
+
+/// Scores `[B]` of sequences of token ids: the scalar head at each one's last token. With a
+/// cache, only the top `train_blocks` blocks run (and train); without, the whole model runs.
+pub fn score_ids(
+    model: &Gpt,
+    seqs: &[Vec<u32>],
+    cache: Option<(&mut FeatureCache, usize)>,
+    device: &Device,
+) -> Tensor<1> {
+    let batch = Batch::right_padded(seqs, device);
+    let hidden = match cache {
+        Some((cache, train_blocks)) if train_blocks < model.n_layer() => {
+            let frozen = model.n_layer() - train_blocks;
+            let x = cache.batch(model, seqs, frozen, device); // [B, T, C]
+            model.forward_from(x, batch.mask.clone(), frozen)
+        }
+        _ => model.forward(&batch, None),
+    }; // [B, T, C]
+    last_scores(model, hidden, seqs, device)
+}
+
+/// Scores of (prompt, reply) texts under the reward model.
+pub async fn score_texts(
+    model: &Gpt,
+    tok: &Tokenizer,
+    texts: &[(String, String)],
+    device: &Device,
+) -> Vec<f32> {
+    if texts.is_empty() {
+        return Vec::new();
+    }
+    let seqs: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| encode(tok, t, model.context()))
+        .collect();
+    crate::read(score_ids(model, &seqs, None, device)).await
+}
+
+/// The loss of one batch of comparisons and pointwise targets, with the per-pair score
+/// differences `r_chosen - r_rejected` `[P]` (to measure accuracy and margin).
+pub fn loss(
+    model: &Gpt,
+    seqs: &[Vec<u32>],
+    pairs: &[(usize, usize, f32, f32)],
+    points: &[(usize, f32)],
+    pointwise_weight: f64,
+    cache: Option<(&mut FeatureCache, usize)>,
+    device: &Device,
+) -> (Tensor<1>, Option<Tensor<1>>) {
+    let r = score_ids(model, seqs, cache, device); // [N]
+    let int = |v: Vec<i32>| {
+        let n = v.len();
+        Tensor::<1, Int>::from_data(TensorData::new(v, [n]), device)
+    };
+    let float = |v: Vec<f32>| {
+        let n = v.len();
+        Tensor::<1>::from_data(TensorData::new(v, [n]), device)
+    };
+    let mut total: Option<Tensor<1>> = None;
+    let mut diff = None;
+    if !pairs.is_empty() {
+        let chosen = r
+            .clone()
+            .select(0, int(pairs.iter().map(|p| p.0 as i32).collect())); // [P]
+        let rejected = r
+            .clone()
+            .select(0, int(pairs.iter().map(|p| p.1 as i32).collect())); // [P]
+        let y = float(pairs.iter().map(|p| p.2).collect()); // [P] target
+        let w = float(pairs.iter().map(|p| p.3).collect()); // [P] weight
+        let d = chosen - rejected; // [P]
+        // Bradley–Terry: -[y log σ(d) + (1 - y) log σ(-d)], weighted mean.
+        let nll = (y.clone() * log_sigmoid(d.clone())
+            + (y.neg().add_scalar(1.0)) * log_sigmoid(d.clone().neg()))
+        .neg();
+        let wsum = w.clone().sum().clamp_min(1e-6);
+        total = Some((nll * w).sum() / wsum);
+        diff = Some(d);
+    }
+    if !points.is_empty() && pointwise_weight > 0.0 {
+        let s = r.select(0, int(points.iter().map(|p| p.0 as i32).collect())); // [Q]
+        let u = float(points.iter().map(|p| p.1).collect()); // [Q]
+        let bce = (u.clone() * log_sigmoid(s.clone())
+            + u.neg().add_scalar(1.0) * log_sigmoid(s.neg()))
+        .neg()
+        .mean()
+        .mul_scalar(pointwise_weight);
+        total = Some(match total {
+            Some(t) => t + bce,
+            None => bce,
+        });
+    }
+    let total = total.unwrap_or_else(|| float(vec![0.0]));
+    (total, diff)
+}
+
+/// What one fitting of the reward model measured. Names as TRL's reward trainer logs them.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RewardStats {
+    /// Loss of each step (before its update).
+    pub losses: Vec<f64>,
+    /// Share of the last step's comparisons (ties excluded) that the model ranked right.
+    pub accuracy: f64,
+    /// Mean `r_chosen - r_rejected` over the last step's comparisons.
+    pub margin: f64,
+    /// Comparisons and pointwise targets in the training set.
+    pub pairs: usize,
+    pub points: usize,
+}
+
+/// Draws one step's batch: up to `batch_pairs` comparisons and as many pointwise targets, and
+/// the distinct texts they need. Returns (texts, pairs as local indices, points as local indices).
+#[allow(clippy::type_complexity)]
+pub fn draw_batch(
+    data: &RewardData,
+    batch_pairs: usize,
+    rng: &mut Rng,
+) -> (Vec<usize>, Vec<(usize, usize, f32, f32)>, Vec<(usize, f32)>) {
+    let pick = |n: usize, rng: &mut Rng| -> Vec<usize> {
+        if n <= batch_pairs {
+            (0..n).collect()
+        } else {
+            (0..batch_pairs).map(|_| rng.below(n)).collect()
+        }
+    };
+    let pair_idx = pick(data.pairs.len(), rng);
+    // The pointwise term is a helper: half as many targets as comparisons, once there are any.
+    let points_n = if data.pairs.is_empty() {
+        batch_pairs
+    } else {
+        batch_pairs.div_ceil(2)
+    };
+    let point_idx: Vec<usize> = if data.points.len() <= points_n {
+        (0..data.points.len()).collect()
+    } else {
+        (0..points_n)
+            .map(|_| rng.below(data.points.len()))
+            .collect()
+    };
+    let mut texts: Vec<usize> = Vec::new();
+    let mut local = |t: usize| match texts.iter().position(|&x| x == t) {
+        Some(i) => i,
+        None => {
+            texts.push(t);
+            texts.len() - 1
+        }
+    };
+    let pairs = pair_idx
+        .iter()
+        .map(|&i| {
+            let c = &data.pairs[i];
+            (local(c.chosen), local(c.rejected), c.target, c.weight)
+        })
+        .collect();
+    let points = point_idx
+        .iter()
+        .map(|&i| {
+            let (t, u, _) = data.points[i];
+            (local(t), u)
+        })
+        .collect();
+    (texts, pairs, points)
+}
+
+/// One optimiser step on a batch drawn from `data`; returns the model, the loss before the step,
+/// and the batch's (accuracy, margin) when it has comparisons.
+#[allow(clippy::too_many_arguments)]
+pub async fn step(
+    model: Gpt,
+    optim: &mut ModuleOptimizer,
+    tok: &Tokenizer,
+    data: &RewardData,
+    cfg: &RewardConfig,
+    cache: &mut FeatureCache,
+    rng: &mut Rng,
+    device: &Device,
+) -> (Gpt, f64, Option<(f64, f64)>) {
+    let (texts, pairs, points) = draw_batch(data, cfg.batch_pairs, rng);
+    if texts.is_empty() {
+        return (model, 0.0, None);
+    }
+    let seqs: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|&t| encode(tok, &data.texts[t], model.context()))
+        .collect();
+    let (loss, diff) = loss(
+        &model,
+        &seqs,
+        &pairs,
+        &points,
+        cfg.pointwise_weight,
+        Some((cache, cfg.train_blocks)),
+        device,
+    );
+    let loss_value = crate::read(loss.clone()).await[0] as f64;
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    clip_global_norm(&mut grads, &model, cfg.max_grad_norm);
+    let model = optim.step(cfg.lr, model, grads);
+    let acc = match diff {
+        Some(d) => {
+            let d = crate::read(d).await;
+            let ranked: Vec<(f32, f32)> = d
+                .iter()
+                .zip(&pairs)
+                .filter(|(_, p)| p.2 == 1.0)
+                .map(|(d, _)| (*d, if *d > 0.0 { 1.0 } else { 0.0 }))
+                .collect();
+            (!ranked.is_empty()).then(|| {
+                let n = ranked.len() as f64;
+                (
+                    ranked.iter().map(|r| r.1 as f64).sum::<f64>() / n,
+                    ranked.iter().map(|r| r.0 as f64).sum::<f64>() / n,
+                )
+            })
+        }
+        None => None,
+    };
+    (model, loss_value, acc)
+}
+
+/// Running mean and variance of reward-model scores, to normalise them before PPO (Ziegler et
+/// al. 2019 normalise the reward model's output; TRL keeps `RunningMoments`). An exponential
+/// moving average, because the reward model changes with every update.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunningMoments {
+    pub mean: f64,
+    pub var: f64,
+    pub count: usize,
+}
+
+impl RunningMoments {
+    /// Folds a batch of scores in: the first batch sets the statistics, later ones move them by
+    /// `1 - momentum`.
+    pub fn update(&mut self, xs: &[f32], momentum: f64) {
+        if xs.is_empty() {
+            return;
+        }
+        let n = xs.len() as f64;
+        let mean = xs.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = xs.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        if self.count == 0 {
+            self.mean = mean;
+            self.var = var;
+        } else {
+            self.mean = momentum * self.mean + (1.0 - momentum) * mean;
+            self.var = momentum * self.var + (1.0 - momentum) * var;
+        }
+        self.count += xs.len();
+    }
+
+    /// `(x - mean) / max(std, floor)`.
+    pub fn normalise(&self, x: f32, floor: f64) -> f32 {
+        ((x as f64 - self.mean) / self.var.sqrt().max(floor)) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests;

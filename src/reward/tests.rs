@@ -1,0 +1,316 @@
+use super::*;
+use crate::checkpoint;
+use crate::corpus::{Corpus, Tone, classify};
+use crate::feedback::{Feedback, FeedbackLog};
+
+fn log_with(replies: &[(&str, &str)]) -> FeedbackLog {
+    let mut log = FeedbackLog::new();
+    for (p, r) in replies {
+        let pi = log.add_prompt(p).unwrap();
+        log.add_reply(pi, r, 0).unwrap();
+    }
+    log
+}
+
+#[test]
+fn feedback_becomes_weighted_comparisons() {
+    let mut log = log_with(&[
+        ("hi", "a"),
+        ("hi", "b"),
+        ("what is 2 plus 2?", "c"),
+        ("what is 2 plus 2?", "d"),
+    ]);
+    log.add(Feedback::Thumbs { reply: 0, up: true }).unwrap();
+    log.add(Feedback::Thumbs {
+        reply: 1,
+        up: false,
+    })
+    .unwrap();
+    log.add(Feedback::Stars { reply: 2, stars: 4 }).unwrap();
+    log.add(Feedback::Pair {
+        better: 3,
+        worse: 2,
+        tie: true,
+    })
+    .unwrap();
+    log.add(Feedback::Demonstration {
+        prompt: 0,
+        text: "hello there".into(),
+    })
+    .unwrap();
+    let cfg = RewardConfig::new().with_cross_prompt_weight(0.5);
+    let data = RewardData::from_log(&log, &cfg);
+    let has = |c: usize, r: usize, target: f32, weight: f32, newest: usize| {
+        data.pairs.contains(&Comparison {
+            chosen: c,
+            rejected: r,
+            target,
+            weight,
+            newest,
+        })
+    };
+    // Up beats down on the same prompt, fully weighted.
+    assert!(has(0, 1, 1.0, 1.0, 1));
+    // 4 stars (u = 0.75) against a thumbs-down on another prompt: gap 0.75, halved.
+    assert!(has(2, 1, 1.0, 0.375, 2));
+    // Against a thumbs-up (u = 1): the up wins by 0.25, halved.
+    assert!(has(0, 2, 1.0, 0.125, 2));
+    // The tie is a comparison with target 1/2.
+    assert!(has(3, 2, 0.5, 1.0, 3));
+    // The demonstration (text 4) beats both sampled replies to its prompt.
+    assert_eq!(data.texts[4], ("hi".to_string(), "hello there".to_string()));
+    assert!(has(4, 0, 1.0, 1.0, 4) && has(4, 1, 1.0, 1.0, 4));
+    assert_eq!(data.pairs.len(), 6);
+    // Pointwise targets for every thumbs/stars-rated reply.
+    assert_eq!(data.points, vec![(0, 1.0, 0), (1, 0.0, 1), (2, 0.75, 2)]);
+}
+
+#[test]
+fn a_later_rating_of_the_same_reply_replaces_the_earlier_one() {
+    let mut log = log_with(&[("hi", "a"), ("hi", "b")]);
+    log.add(Feedback::Thumbs {
+        reply: 0,
+        up: false,
+    })
+    .unwrap();
+    log.add(Feedback::Thumbs { reply: 1, up: true }).unwrap();
+    log.add(Feedback::Thumbs { reply: 0, up: true }).unwrap();
+    let data = RewardData::from_log(&log, &RewardConfig::new());
+    assert!(data.pairs.is_empty(), "{:?}", data.pairs);
+    assert_eq!(data.points, vec![(0, 1.0, 2), (1, 1.0, 1)]);
+}
+
+#[test]
+fn the_bradley_terry_gradient_raises_the_chosen_score() {
+    // d loss / d r_chosen = -(1 - σ(r_c - r_r)) < 0: gradient descent raises the chosen score
+    // and lowers the rejected one, by equal amounts.
+    let device = Device::flex().autodiff();
+    let r = Tensor::<1>::from_data([0.3f32, 0.5], &device).require_grad();
+    let d = r.clone().slice(s![0..1]) - r.clone().slice(s![1..2]);
+    let loss = log_sigmoid(d).neg().sum();
+    let grads = loss.backward();
+    let g: Vec<f32> = r.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
+    let expected = -(1.0 - 1.0 / (1.0 + (0.2f32).exp())); // -(1 - σ(-0.2))
+    assert!((g[0] - expected).abs() < 1e-6, "{g:?} vs {expected}");
+    assert!((g[1] + expected).abs() < 1e-6);
+
+    // Through the model: a few steps on one comparison put the chosen reply ahead.
+    let (model, _) = checkpoint::bundled(&device).unwrap();
+    let tok = Tokenizer::bundled();
+    let mut log = log_with(&[
+        ("hello", "Hello! I am Pip."),
+        ("hello", "Ugh, fine. Hello."),
+    ]);
+    log.add(Feedback::Pair {
+        better: 0,
+        worse: 1,
+        tie: false,
+    })
+    .unwrap();
+    let cfg = RewardConfig::new().with_steps(5).with_pointwise_weight(0.0);
+    let data = RewardData::from_log(&log, &cfg);
+    let mut optim = cfg.optimizer();
+    let mut rng = Rng::new(1);
+    let mut cache = FeatureCache::default();
+    let mut model = model;
+    let mut losses = Vec::new();
+    for _ in 0..cfg.steps {
+        let (m, l, _) = crate::block_on(step(
+            model, &mut optim, &tok, &data, &cfg, &mut cache, &mut rng, &device,
+        ));
+        model = m;
+        losses.push(l);
+    }
+    // A zero-initialised head scores everything 0: the first loss is ln 2.
+    assert!(
+        (losses[0] - std::f64::consts::LN_2).abs() < 1e-4,
+        "{losses:?}"
+    );
+    let s = crate::block_on(score_texts(
+        &model.valid(),
+        &tok,
+        &data.texts,
+        &Device::flex(),
+    ));
+    assert!(s[0] > s[1], "{s:?}");
+    assert!(losses[4] < losses[0]);
+}
+
+/// Exchanges with a polite and a rude reply to the same corpus prompt.
+fn polite_rude_pairs(seed: u64, n: usize) -> Vec<(String, String, String)> {
+    let mut corpus = Corpus::new(seed);
+    let mut out = Vec::new();
+    while out.len() < n {
+        let p = corpus.prompt(true).text;
+        let (mut polite, mut rude) = (None, None);
+        for _ in 0..40 {
+            let e = corpus.exchange_for(&p).unwrap();
+            match e.labels.tone {
+                Tone::Polite => polite = Some(e.reply),
+                Tone::Rude => rude = Some(e.reply),
+                Tone::Neutral => {}
+            }
+        }
+        if let (Some(a), Some(b)) = (polite, rude) {
+            assert!(classify(&a, &p).is_ok() && classify(&b, &p).is_ok());
+            out.push((p, a, b));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_reward_model_generalises_on_a_separable_preference_set() {
+    // 24 labelled comparisons (polite over rude); accuracy measured on 100 unseen ones.
+    let device = Device::flex().autodiff();
+    let tok = Tokenizer::bundled();
+    let (mut model, _) = checkpoint::bundled(&device).unwrap();
+    let mut log = FeedbackLog::new();
+    for (p, a, b) in polite_rude_pairs(5, 24) {
+        let pi = log.add_prompt(&p).unwrap();
+        let a = log.add_reply(pi, &a, 0).unwrap();
+        let b = log.add_reply(pi, &b, 0).unwrap();
+        log.add(Feedback::Pair {
+            better: a,
+            worse: b,
+            tie: false,
+        })
+        .unwrap();
+    }
+    let cfg = RewardConfig::new();
+    let data = RewardData::from_log(&log, &cfg);
+    let mut optim = cfg.optimizer();
+    let mut rng = Rng::new(2);
+    let mut cache = FeatureCache::default();
+    for _ in 0..30 {
+        model = crate::block_on(step(
+            model, &mut optim, &tok, &data, &cfg, &mut cache, &mut rng, &device,
+        ))
+        .0;
+    }
+    let test = polite_rude_pairs(99, 100);
+    let texts: Vec<(String, String)> = test
+        .iter()
+        .flat_map(|(p, a, b)| [(p.clone(), a.clone()), (p.clone(), b.clone())])
+        .collect();
+    let s = crate::block_on(score_texts(&model.valid(), &tok, &texts, &Device::flex()));
+    let right = s.chunks(2).filter(|c| c[0] > c[1]).count();
+    assert!(right >= 90, "held-out accuracy {right}/100");
+}
+
+#[test]
+fn running_moments_normalise_scores() {
+    let mut m = RunningMoments::default();
+    m.update(&[1.0, 3.0], 0.9);
+    assert_eq!((m.mean, m.var, m.count), (2.0, 1.0, 2));
+    assert!((m.normalise(3.0, 0.1) - 1.0).abs() < 1e-6);
+    // The floor: a spread under it is not blown up.
+    assert!((m.normalise(3.0, 2.0) - 0.5).abs() < 1e-6);
+    m.update(&[12.0, 12.0], 0.9);
+    assert!((m.mean - 3.0).abs() < 1e-9 && (m.var - 0.9).abs() < 1e-9);
+    // Constant scores do not divide by zero.
+    let mut c = RunningMoments::default();
+    c.update(&[5.0, 5.0], 0.9);
+    assert_eq!(c.normalise(5.5, 1.0), 0.5);
+}
+
+/// Exchanges with a preferred and a dispreferred reply to the same held-out corpus prompt, by
+/// the given labelling of replies (`Some(true)` preferred, `Some(false)` dispreferred).
+fn labelled_pairs(
+    seed: u64,
+    n: usize,
+    judge: impl Fn(&crate::corpus::Labels) -> Option<bool>,
+) -> Vec<(String, String, String)> {
+    let mut corpus = Corpus::new(seed);
+    let mut out = Vec::new();
+    while out.len() < n {
+        let p = corpus.prompt(true).text;
+        let (mut good, mut bad) = (None, None);
+        for _ in 0..40 {
+            let e = corpus.exchange_for(&p).unwrap();
+            match judge(&e.labels) {
+                Some(true) => good = Some(e.reply),
+                Some(false) => bad = Some(e.reply),
+                None => {}
+            }
+        }
+        if let (Some(a), Some(b)) = (good, bad) {
+            out.push((p, a, b));
+        }
+    }
+    out
+}
+
+/// Held-out accuracy of a reward model fitted on `n` comparisons, with `train_blocks` blocks
+/// training (steps: 6 per label-set size, as in a session's few updates).
+fn held_out_accuracy(
+    train_blocks: usize,
+    n: usize,
+    judge: &dyn Fn(&crate::corpus::Labels) -> Option<bool>,
+) -> f64 {
+    let device = Device::flex().autodiff();
+    let tok = Tokenizer::bundled();
+    let (mut model, _) = checkpoint::bundled(&device).unwrap();
+    let mut log = FeedbackLog::new();
+    for (p, a, b) in labelled_pairs(5, n, judge) {
+        let pi = log.add_prompt(&p).unwrap();
+        let a = log.add_reply(pi, &a, 0).unwrap();
+        let b = log.add_reply(pi, &b, 0).unwrap();
+        log.add(Feedback::Pair {
+            better: a,
+            worse: b,
+            tie: false,
+        })
+        .unwrap();
+    }
+    let cfg = RewardConfig::new().with_train_blocks(train_blocks);
+    let data = RewardData::from_log(&log, &cfg);
+    let mut optim = cfg.optimizer();
+    let mut rng = Rng::new(2);
+    let mut cache = FeatureCache::default();
+    for _ in 0..30 {
+        model = crate::block_on(step(
+            model, &mut optim, &tok, &data, &cfg, &mut cache, &mut rng, &device,
+        ))
+        .0;
+    }
+    let test = labelled_pairs(99, 200, judge);
+    let texts: Vec<(String, String)> = test
+        .iter()
+        .flat_map(|(p, a, b)| [(p.clone(), a.clone()), (p.clone(), b.clone())])
+        .collect();
+    let s = crate::block_on(score_texts(&model.valid(), &tok, &texts, &Device::flex()));
+    s.chunks(2).filter(|c| c[0] > c[1]).count() as f64 / 200.0
+}
+
+/// The measurement behind `RewardConfig::train_blocks` (README, "Tuning"): held-out accuracy
+/// on 200 comparisons after fitting 8 or 32, for each number of training blocks.
+/// Run: cargo test --release --lib -- --ignored reward_generalisation --nocapture
+#[test]
+#[ignore]
+fn reward_generalisation_by_trained_blocks() {
+    use crate::corpus::{Family, Truth};
+    let tone = |l: &crate::corpus::Labels| match l.tone {
+        Tone::Polite => Some(true),
+        Tone::Rude => Some(false),
+        Tone::Neutral => None,
+    };
+    let truth = |l: &crate::corpus::Labels| match (l.family, l.truth) {
+        (Family::Facts | Family::Arithmetic, Truth::Correct) => Some(true),
+        (Family::Facts | Family::Arithmetic, Truth::Wrong) => Some(false),
+        _ => None,
+    };
+    println!("| task | labels | 0 (head only) | 1 | 2 | 4 (all) |");
+    for (name, judge) in [
+        ("polite > rude", &tone as &dyn Fn(&_) -> _),
+        ("correct > wrong", &truth),
+    ] {
+        for n in [8, 32] {
+            let accs: Vec<String> = [0, 1, 2, 4]
+                .iter()
+                .map(|&b| format!("{:.1}%", 100.0 * held_out_accuracy(b, n, judge)))
+                .collect();
+            println!("| {name} | {n} | {} |", accs.join(" | "));
+        }
+    }
+}

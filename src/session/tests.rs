@@ -1,0 +1,213 @@
+use super::*;
+use crate::rater::{Rater, Taste};
+use crate::simulate::{FeedbackKind, round};
+
+/// A small, fast configuration: fewer steps than the defaults, same code paths.
+fn small() -> SessionConfig {
+    let mut cfg = SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new());
+    cfg.reward.steps = 2;
+    cfg.ppo.batch_size = 4;
+    cfg.ppo.minibatch_size = 2;
+    cfg.ppo.epochs = 2;
+    cfg.ppo.max_new_tokens = 24;
+    cfg.sft.steps = 2;
+    cfg.sft.batch_size = 2;
+    cfg
+}
+
+fn session(cfg: SessionConfig) -> Session {
+    Session::bundled(cfg, &Device::flex()).unwrap()
+}
+
+#[test]
+fn bad_feedback_is_refused_and_queues_nothing() {
+    let mut s = session(small());
+    assert!(s.record(Feedback::Thumbs { reply: 0, up: true }).is_err());
+    assert!(crate::block_on(s.generate("", 2)).is_err());
+    assert!(crate::block_on(s.generate("hello", 0)).is_err());
+    assert!(crate::block_on(s.generate(&"x".repeat(5000), 1)).is_err());
+    assert_eq!(s.queued(), 0);
+    assert!(s.log.prompts.is_empty());
+    assert!(crate::block_on(s.step()).is_none());
+}
+
+#[test]
+fn one_rating_runs_every_stage_in_slices() {
+    let mut s = session(small());
+    let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
+    assert_eq!(replies.len(), 2);
+    s.record(Feedback::Thumbs {
+        reply: replies[0].reply,
+        up: true,
+    })
+    .unwrap();
+    assert_eq!(s.queued(), 1);
+    let mut events = Vec::new();
+    while let Some(e) = crate::block_on(s.step()) {
+        events.push(e);
+    }
+    let Some(Event::Done(report)) = events.last().cloned() else {
+        panic!("no report: {events:?}")
+    };
+    let stages: Vec<Stage> = report.stages.iter().map(|s| s.stage).collect();
+    assert_eq!(stages, [Stage::Sft, Stage::Reward, Stage::Ppo]);
+    assert_eq!(
+        report.stages[0].skipped.as_deref(),
+        Some("no demonstrations yet")
+    );
+    assert!(report.stages[1].skipped.is_none() && report.stages[2].skipped.is_none());
+    // Reward: 1 evaluation slice + 2 steps; PPO: 1 rollout + 2 epochs x 2 minibatches.
+    let progress = |st: Stage| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Progress { stage, .. } if *stage == st))
+            .count()
+    };
+    assert_eq!(progress(Stage::Reward), 2);
+    assert_eq!(progress(Stage::Ppo), 4);
+    assert_eq!(report.stages[1].losses.len(), 2);
+    assert_eq!(report.stages[2].losses.len(), 4);
+    for name in [
+        "objective/kl",
+        "objective/entropy",
+        "objective/scores",
+        "objective/rlhf_reward",
+        "policy/approxkl_avg",
+        "policy/clipfrac_avg",
+        "loss/policy_avg",
+        "loss/value_avg",
+        "val/ratio",
+        "val/var_explained",
+    ] {
+        assert!(report.metric(Stage::Ppo, name).is_some(), "{name} missing");
+    }
+    assert_eq!(report.version, 1);
+    assert_eq!(s.version(), 1);
+    assert_eq!(report.rollouts.len(), 4);
+    // Samples after the update: per-token log-probs of the policy and the reference.
+    assert_eq!(report.samples.len(), 2);
+    let sample = &report.samples[0];
+    assert_eq!(sample.tokens.last().unwrap().text, "⏎");
+    assert!(
+        sample
+            .tokens
+            .iter()
+            .all(|t| t.logprob <= 0.0 && t.ref_logprob <= 0.0)
+    );
+    assert!(
+        report
+            .samples
+            .iter()
+            .any(|s| s.tokens.iter().any(|t| t.logprob != t.ref_logprob))
+    );
+    assert!(!s.is_updating() && s.queued() == 0);
+}
+
+#[test]
+fn a_seed_reproduces_a_session() {
+    let run = || {
+        let mut s = session(small().with_seed(9));
+        let r = crate::block_on(s.generate("hello", 2)).unwrap();
+        s.record(Feedback::Pair {
+            better: r[0].reply,
+            worse: r[1].reply,
+            tie: false,
+        })
+        .unwrap();
+        let report = crate::block_on(s.update()).unwrap();
+        (
+            r.iter().map(|g| g.text.clone()).collect::<Vec<_>>(),
+            report
+                .stages
+                .iter()
+                .map(|s| s.losses.clone())
+                .collect::<Vec<_>>(),
+            report.rollouts,
+        )
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn a_demonstration_is_learned_by_sft() {
+    let mut cfg = small();
+    cfg.sft.steps = 6;
+    cfg.sft.lr = 1e-3;
+    let mut s = session(cfg);
+    let prompt = "what is 3 plus 4?";
+    let demo = "3 plus 4 is 7. Hope that helps.";
+    crate::block_on(s.generate(prompt, 1)).unwrap();
+    let seq = sft::encode(
+        s.tokenizer(),
+        &[Demonstration {
+            prompt: prompt.into(),
+            reply: demo.into(),
+        }],
+        96,
+    );
+    let loss = |m: &Gpt| -> f32 { sft::sft_loss(m, &seq, &Device::flex()).into_scalar() };
+    let before = loss(&s.policy());
+    s.record(Feedback::Demonstration {
+        prompt: 0,
+        text: demo.into(),
+    })
+    .unwrap();
+    let report = crate::block_on(s.update()).unwrap();
+    assert!(report.stages[0].skipped.is_none());
+    assert_eq!(report.stages[0].losses.len(), 6);
+    let after = loss(&s.policy());
+    assert!(after < before * 0.8, "{before} -> {after}");
+    // The reference does not move.
+    assert_eq!(loss(s.reference()), before);
+}
+
+#[test]
+fn a_toy_simulation_raises_the_raters_score() {
+    // 12 thumbs ratings by the rater who likes short replies, with the default stages except
+    // shorter rollouts and fewer reward-model steps (fast enough for CI): the policy's short
+    // share on 60 held-out prompts must rise clearly.
+    let mut cfg = SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new());
+    cfg.ppo.max_new_tokens = 32;
+    cfg.reward.steps = 4;
+    let mut s = session(cfg.with_seed(1));
+    let rater = Rater::Taste(Taste::Short);
+    let prompts = crate::simulate::eval_prompts(60, 1);
+    let sample = s.cfg.sample.clone();
+    let measure = |m: &Gpt, s: &Session| {
+        crate::block_on(crate::simulate::measure(
+            m,
+            s.reference(),
+            s.tokenizer(),
+            &prompts,
+            &rater,
+            &sample,
+            5,
+        ))
+        .unwrap()
+    };
+    let base = measure(&s.policy(), &s);
+    let mut corpus = crate::simulate::round_prompts(1);
+    let mut ratings = 0;
+    while ratings < 12 {
+        let p = corpus.prompt(false).text;
+        let fbs = crate::block_on(round(&mut s, &rater, FeedbackKind::Thumbs, &p, 4)).unwrap();
+        for fb in fbs {
+            s.record(fb).unwrap();
+            crate::block_on(s.update()).unwrap();
+            ratings += 1;
+        }
+    }
+    let tuned = measure(&s.policy(), &s);
+    eprintln!(
+        "short rate {:.2} -> {:.2}, {tuned:?}",
+        base.preferred, tuned.preferred
+    );
+    assert!(
+        tuned.preferred > base.preferred + 0.15,
+        "short rate {:.2} -> {:.2}",
+        base.preferred,
+        tuned.preferred
+    );
+    assert!(tuned.well_formed > 0.85, "{tuned:?}");
+    assert!(tuned.kl > 0.0 && tuned.kl < 10.0, "{tuned:?}");
+}

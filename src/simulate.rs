@@ -1,0 +1,250 @@
+//! A simulated person: rounds of "ask, read the replies, give feedback", each piece of feedback
+//! running one update, then the rater's preferred rate measured before and after.
+//!
+//! Each round takes a corpus prompt (a training prompt: the held-out ones are kept for the final
+//! measurement), samples replies from the current policy and lets the rater give feedback of one
+//! kind: a thumbs or stars rating on every reply, or a preference on each consecutive pair.
+
+use crate::corpus::{Corpus, classify};
+use crate::feedback::Feedback;
+use crate::model::{Batch, Gpt};
+use crate::rater::{GraderError, Rater, prefer, stars, thumbs};
+use crate::rng::Rng;
+use crate::sample::{SampleConfig, generate};
+use crate::session::{Session, Stage, UpdateReport};
+use crate::tokenizer::{END, Tokenizer};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The kind of feedback a simulated person gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackKind {
+    Thumbs,
+    Stars,
+    Pairs,
+}
+
+impl FeedbackKind {
+    pub fn from_name(name: &str) -> Option<FeedbackKind> {
+        match name {
+            "thumbs" => Some(FeedbackKind::Thumbs),
+            "stars" => Some(FeedbackKind::Stars),
+            "pairs" => Some(FeedbackKind::Pairs),
+            _ => None,
+        }
+    }
+}
+
+/// Asks `prompt`, samples `n` replies and returns the feedback `rater` gives on them (recorded
+/// in the session's log by the caller, one update each).
+pub async fn round(
+    session: &mut Session,
+    rater: &Rater,
+    kind: FeedbackKind,
+    prompt: &str,
+    n: usize,
+) -> Result<Vec<Feedback>, RoundError> {
+    let replies = session
+        .generate(prompt, n)
+        .await
+        .map_err(|e| RoundError(e.to_string()))?;
+    let mut scores = Vec::new();
+    for r in &replies {
+        scores.push(rater.score(prompt, &r.text)?);
+    }
+    Ok(match kind {
+        FeedbackKind::Thumbs => replies
+            .iter()
+            .zip(&scores)
+            .map(|(r, &s)| Feedback::Thumbs {
+                reply: r.reply,
+                up: thumbs(s),
+            })
+            .collect(),
+        FeedbackKind::Stars => replies
+            .iter()
+            .zip(&scores)
+            .map(|(r, &s)| Feedback::Stars {
+                reply: r.reply,
+                stars: stars(s),
+            })
+            .collect(),
+        FeedbackKind::Pairs => replies
+            .chunks(2)
+            .zip(scores.chunks(2))
+            .filter(|(r, _)| r.len() == 2)
+            .map(|(r, s)| match prefer(s[0], s[1]) {
+                Some(first) => Feedback::Pair {
+                    better: if first { r[0].reply } else { r[1].reply },
+                    worse: if first { r[1].reply } else { r[0].reply },
+                    tie: false,
+                },
+                None => Feedback::Pair {
+                    better: r[0].reply,
+                    worse: r[1].reply,
+                    tie: true,
+                },
+            })
+            .collect(),
+    })
+}
+
+/// Why a round failed (a grader that failed, a refused prompt).
+#[derive(Clone, Debug)]
+pub struct RoundError(pub String);
+
+impl std::fmt::Display for RoundError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RoundError {}
+
+impl From<GraderError> for RoundError {
+    fn from(e: GraderError) -> Self {
+        RoundError(e.0)
+    }
+}
+
+/// How a model does by a rater's taste on a set of prompts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Measure {
+    /// Share of replies the rater would give a thumbs up.
+    pub preferred: f64,
+    /// Share of replies `classify` parses.
+    pub well_formed: f64,
+    /// Mean rater score.
+    pub score: f64,
+    /// Mean over replies of Σ_t log π(a_t) − log π_ref(a_t): a sampled estimate of KL(π ‖ π_ref)
+    /// per reply, in nats.
+    pub kl: f64,
+}
+
+/// Samples one reply per prompt from `model` and measures it by `rater`'s taste, and its KL to
+/// `reference`.
+pub async fn measure(
+    model: &Gpt,
+    reference: &Gpt,
+    tok: &Tokenizer,
+    prompts: &[String],
+    rater: &Rater,
+    cfg: &SampleConfig,
+    seed: u64,
+) -> Result<Measure, RoundError> {
+    let mut rng = Rng::new(seed);
+    let (mut preferred, mut well_formed, mut score, mut kl) = (0usize, 0usize, 0.0, 0.0);
+    let device = model
+        .devices()
+        .first()
+        .cloned()
+        .unwrap_or_else(Device::flex);
+    for chunk in prompts.chunks(50) {
+        let ids: Vec<Vec<u32>> = chunk.iter().map(|p| tok.encode_prompt(p)).collect();
+        let out = generate(model, &ids, cfg, &mut rng, true).await;
+        let seqs: Vec<Vec<u32>> = ids
+            .iter()
+            .zip(&out)
+            .map(|(p, o)| {
+                let mut s = p.clone();
+                s.extend(&o.tokens);
+                if o.finished {
+                    s.push(END);
+                }
+                s
+            })
+            .collect();
+        let batch = Batch::right_padded(&seqs, &device);
+        let t = batch.tokens.dims()[1];
+        let lp =
+            crate::read(model.token_logprobs(model.forward(&batch, None), batch.tokens.clone()))
+                .await;
+        let rp = crate::read(
+            reference.token_logprobs(reference.forward(&batch, None), batch.tokens.clone()),
+        )
+        .await;
+        for (b, ((prompt, o), s)) in chunk.iter().zip(&out).zip(&seqs).enumerate() {
+            let text = tok.decode(&o.tokens);
+            let sc = rater.score(prompt, &text)?;
+            score += sc;
+            preferred += usize::from(thumbs(sc));
+            well_formed += usize::from(classify(&text, prompt).is_ok());
+            let start = ids[b].len();
+            kl += (start - 1..s.len() - 1)
+                .map(|j| (lp[b * (t - 1) + j] - rp[b * (t - 1) + j]) as f64)
+                .sum::<f64>();
+        }
+    }
+    let n = prompts.len().max(1) as f64;
+    Ok(Measure {
+        preferred: preferred as f64 / n,
+        well_formed: well_formed as f64 / n,
+        score: score / n,
+        kl: kl / n,
+    })
+}
+
+/// One row of the simulation's log: the state after an update.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub ratings: usize,
+    /// The reward model's accuracy on comparisons it had not been trained on yet (or on its
+    /// training batch, until there are enough of those).
+    pub reward_accuracy: Option<f64>,
+    /// Mean rater score of the PPO batch's fresh samples.
+    pub rater_score: Option<f64>,
+    /// Share of the PPO batch's samples that are well-formed.
+    pub well_formed: Option<f64>,
+    /// `objective/kl` of the PPO batch.
+    pub kl: Option<f64>,
+    pub millis: f64,
+    /// Milliseconds of each stage, in order.
+    pub stage_millis: Vec<f64>,
+    /// Every metric of the update, prefixed by its stage (`ppo:val/ratio`, ...).
+    pub metrics: std::collections::BTreeMap<String, f64>,
+}
+
+impl Row {
+    /// Summarises one update's report by `rater`'s taste.
+    pub fn of(report: &UpdateReport, rater: &Rater) -> Result<Row, RoundError> {
+        let (mut score, mut wf) = (0.0, 0usize);
+        for (p, r) in &report.rollouts {
+            score += rater.score(p, r)?;
+            wf += usize::from(classify(r, p).is_ok());
+        }
+        let n = report.rollouts.len();
+        Ok(Row {
+            ratings: report.ratings,
+            reward_accuracy: report
+                .metric(Stage::Reward, "eval_accuracy")
+                .or_else(|| report.metric(Stage::Reward, "accuracy")),
+            rater_score: (n > 0).then(|| score / n as f64),
+            well_formed: (n > 0).then(|| wf as f64 / n as f64),
+            kl: report.metric(Stage::Ppo, "objective/kl"),
+            millis: report.millis,
+            stage_millis: report.stages.iter().map(|s| s.millis).collect(),
+            metrics: report
+                .stages
+                .iter()
+                .flat_map(|s| {
+                    let stage = format!("{:?}", s.stage).to_lowercase();
+                    s.metrics
+                        .iter()
+                        .map(move |(k, v)| (format!("{stage}:{k}"), *v))
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Held-out prompts for measuring (never used in rounds or rollouts).
+pub fn eval_prompts(n: usize, seed: u64) -> Vec<String> {
+    let mut corpus = Corpus::new(seed ^ 0xe7a1);
+    (0..n).map(|_| corpus.prompt(true).text).collect()
+}
+
+/// Training prompts for the rounds.
+pub fn round_prompts(seed: u64) -> Corpus {
+    Corpus::new(seed ^ 0x0a5c)
+}
