@@ -1,18 +1,12 @@
 #!/usr/bin/env bash
-# The demo: builds the command-line tool and shows the committed base model answering.
-# (The in-browser page comes with a later milestone.) Usage: scripts/demo.sh
+# The demo: builds the page (the engine compiled to WebAssembly) and serves it on
+# http://127.0.0.1:8080 (PORT to change). Open that address in a browser; Ctrl-C stops it.
+# Usage: scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export SKIP_BROWSER=1   # the page opens in your own browser; Chromium is only for the tests
 source scripts/setup.sh
-
-echo "==> cargo build --release (the first build takes several minutes on 2 cores)"
-cargo build --release
-
-bin=target/release/rlhf-playground
-for prompt in "what is 2 plus 2?" "will it rain in Oslo tomorrow?" "tell me a joke about a cat" "how can I sleep better?"; do
-  echo
-  echo "==> $bin generate --prompt \"$prompt\" -n 4"
-  "$bin" generate --prompt "$prompt" -n 4
-done
+bash scripts/build_web.sh
 echo
-echo "Try your own: $bin generate --prompt \"what colour is the sky?\" -n 4   (see $bin --help)"
+echo "The command-line tool: cargo build --release, then target/release/rlhf-playground --help"
+exec node scripts/serve.mjs

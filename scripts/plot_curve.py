@@ -30,7 +30,7 @@ def path(idx):
 parts = [
     f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
     f'<rect width="{W}" height="{H}" fill="white"/>',
-    f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="14">Base model pretraining: cross-entropy per token (nats)</text>',
+    f'<text x="{W / 2}" y="18" text-anchor="middle" font-size="14">Base model pretraining: cross-entropy per reply token (nats)</text>',
 ]
 for v in [0.0, 0.5, 1.0, 1.5, 2.0]:
     parts.append(f'<line x1="{L}" x2="{W - R}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')

@@ -25,3 +25,12 @@ if ! cargo fmt --version >/dev/null 2>&1; then
   echo "==> rustup component add rustfmt"
   rustup component add rustfmt
 fi
+
+# Debian's Chromium for the page's end-to-end tests (playwright-core drives it; it never
+# downloads a browser of its own).
+if [ "${SKIP_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "==> apt-get install chromium (for the page's tests)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium fonts-noto-color-emoji
+fi

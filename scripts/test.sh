@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# All the tests: formatting, native unit and integration tests, and the wasm32 build.
+# All the tests: formatting, native unit and integration tests, the wasm32 build, and the page
+# end to end in headless Chromium.
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +19,14 @@ cargo bench --no-run
 echo "==> cargo build --release --lib --target wasm32-unknown-unknown"
 cargo build --release --lib --target wasm32-unknown-unknown
 echo "wasm32 build: ok"
+
+# The page, end to end: the tests' wasm32 build above (no fat LTO, no wasm-opt: this checks the
+# engine and the page, not the optimiser), served on 127.0.0.1, driven in headless Chromium.
+PROFILE=release WASM_OPT=none bash scripts/build_web.sh
+port=$((20000 + RANDOM % 20000))
+PORT=$port node scripts/serve.mjs >/dev/null &
+server=$!
+trap 'kill $server 2>/dev/null' EXIT
+sleep 1
+echo "==> node tests/e2e/page.mjs cpu"
+PAGE_URL="http://127.0.0.1:$port/" node tests/e2e/page.mjs cpu

@@ -20,6 +20,8 @@ pub mod session;
 pub mod sft;
 pub mod simulate;
 pub mod tokenizer;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 
 use burn::prelude::*;
 

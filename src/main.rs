@@ -291,7 +291,9 @@ fn apply_settings(cfg: SessionConfig, sets: &[String]) -> Result<SessionConfig, 
         }
         *slot = value;
     }
-    serde_json::from_value(v).map_err(|e| format!("--set: {e}"))
+    let cfg: SessionConfig = serde_json::from_value(v).map_err(|e| format!("--set: {e}"))?;
+    cfg.validate().map_err(|e| format!("--set: {e}"))?;
+    Ok(cfg)
 }
 
 fn main() -> ExitCode {

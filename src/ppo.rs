@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 /// Settings of the PPO stage. Defaults from TRL's `PPOConfig` (used by its gpt2-sentiment
 /// example) unless a line says otherwise; those marked "measured" were re-tuned on this model
-/// (README, "Tuning").
+/// (README, "Tuning"). GAE itself is the paper's for any λ (tested with 0.95).
 #[derive(Config, Debug)]
 pub struct PpoConfig {
     /// AdamW learning rate. TRL's 1.41e-5 is for GPT-2 (124M parameters, thousands of
@@ -48,8 +48,11 @@ pub struct PpoConfig {
     /// Discount (1: a reply is one short episode; TRL and Ouyang et al.).
     #[config(default = 1.0)]
     pub gamma: f64,
-    /// GAE λ (0.95, TRL).
-    #[config(default = 0.95)]
+    /// GAE λ. TRL uses 0.95; measured here (polite rater, 40 thumbs, seeds 2 and 3, README
+    /// "Tuning"), 1.0 reached 70-82% where 0.95 reached 45-47%: rewards come only at the end of
+    /// a reply and the value head starts untrained, so λ < 1 discounts the credit of the first
+    /// tokens (where a polite opening is chosen) by λ^length before the values can stand in.
+    #[config(default = 1.0)]
     pub lam: f64,
     /// ε of the clipped surrogate objective (0.2, Schulman et al. 2017 and TRL).
     #[config(default = 0.2)]
@@ -57,8 +60,9 @@ pub struct PpoConfig {
     /// Clip of the value update around the old values (0.2, TRL).
     #[config(default = 0.2)]
     pub cliprange_value: f64,
-    /// Weight of the value loss (0.1, TRL).
-    #[config(default = 0.1)]
+    /// Weight of the value loss. TRL uses 0.1; 0.5 (cleanrl's) let the shared value head keep
+    /// up within a 40-rating session (measured with λ = 1: 76-93% against 70-82%).
+    #[config(default = 0.5)]
     pub vf_coef: f64,
     /// Weight of an entropy bonus (0: TRL has none; the KL penalty already keeps entropy up).
     #[config(default = 0.0)]

@@ -57,6 +57,69 @@ pub struct SessionConfig {
     pub seed: u64,
 }
 
+impl SessionConfig {
+    /// Checks every setting a person can change, with a message naming the setting and its
+    /// allowed range.
+    pub fn validate(&self) -> Result<(), String> {
+        fn range<T: PartialOrd + std::fmt::Display>(
+            name: &str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), String> {
+            if v >= lo && v <= hi {
+                Ok(())
+            } else {
+                Err(format!("{name} must be between {lo} and {hi} (got {v})"))
+            }
+        }
+        let (s, r, p) = (&self.sft, &self.reward, &self.ppo);
+        range("sft.lr", s.lr, 1e-7, 0.1)?;
+        range("sft.steps", s.steps, 0, 100)?;
+        range("sft.batch_size", s.batch_size, 1, 64)?;
+        range("sft.max_grad_norm", s.max_grad_norm, 1e-3, 1e3)?;
+        range("reward.lr", r.lr, 1e-7, 0.1)?;
+        range("reward.steps", r.steps, 0, 100)?;
+        range("reward.batch_pairs", r.batch_pairs, 1, 64)?;
+        range("reward.train_blocks", r.train_blocks, 0, 64)?;
+        range(
+            "reward.cross_prompt_weight",
+            r.cross_prompt_weight,
+            0.0,
+            1.0,
+        )?;
+        range("reward.pointwise_weight", r.pointwise_weight, 0.0, 10.0)?;
+        range("reward.max_grad_norm", r.max_grad_norm, 1e-3, 1e3)?;
+        range("reward.norm_momentum", r.norm_momentum, 0.0, 1.0)?;
+        range("reward.norm_std_floor", r.norm_std_floor, 1e-3, 100.0)?;
+        range("ppo.lr", p.lr, 1e-7, 0.1)?;
+        range("ppo.batch_size", p.batch_size, 1, 64)?;
+        range("ppo.minibatch_size", p.minibatch_size, 1, 64)?;
+        range("ppo.epochs", p.epochs, 1, 20)?;
+        range("ppo.iterations", p.iterations, 0, 10)?;
+        range("ppo.gamma", p.gamma, 0.0, 1.0)?;
+        range("ppo.lam", p.lam, 0.0, 1.0)?;
+        range("ppo.cliprange", p.cliprange, 0.01, 1.0)?;
+        range("ppo.cliprange_value", p.cliprange_value, 0.01, 100.0)?;
+        range("ppo.vf_coef", p.vf_coef, 0.0, 10.0)?;
+        range("ppo.ent_coef", p.ent_coef, 0.0, 1.0)?;
+        range("ppo.max_grad_norm", p.max_grad_norm, 1e-3, 1e3)?;
+        range("ppo.init_kl_coef", p.init_kl_coef, 0.0, 10.0)?;
+        range("ppo.kl_target", p.kl_target, 0.01, 100.0)?;
+        range("ppo.kl_horizon", p.kl_horizon, 1.0, 1e6)?;
+        range("ppo.ratio_threshold", p.ratio_threshold, 1.0, 1e6)?;
+        range("ppo.target_kl", p.target_kl, 0.0, 10.0)?;
+        range("ppo.max_new_tokens", p.max_new_tokens, 1, 96)?;
+        range("sample.temperature", self.sample.temperature, 0.0, 10.0)?;
+        range("sample.top_p", self.sample.top_p, 1e-3, 1.0)?;
+        range("sample.top_k", self.sample.top_k, 0, 100_000)?;
+        range("sample.max_new_tokens", self.sample.max_new_tokens, 1, 96)?;
+        range("own_prompt_share", self.own_prompt_share, 0.0, 1.0)?;
+        range("report_samples", self.report_samples, 0, 8)?;
+        Ok(())
+    }
+}
+
 /// The three stages of an update, and the samples shown after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -104,7 +167,7 @@ pub struct SampleReport {
 pub struct UpdateReport {
     /// Policy version after the update.
     pub version: u32,
-    /// Pieces of feedback in the log when the update ran.
+    /// The rating this update was for (the k-th piece of feedback runs the k-th update).
     pub ratings: usize,
     pub millis: f64,
     pub stages: Vec<StageReport>,
@@ -166,6 +229,8 @@ impl From<FeedbackError> for SessionError {
 /// A reply the session sampled and recorded.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Generated {
+    /// Index in the log's prompts (what a demonstration refers to).
+    pub prompt: usize,
     /// Index in the log's replies (what feedback refers to).
     pub reply: usize,
     pub text: String,
@@ -186,6 +251,8 @@ enum Phase {
 }
 
 struct Update {
+    /// The rating (1-based) this update is for.
+    rating: usize,
     phase: Phase,
     started: f64,
     stage_started: f64,
@@ -231,6 +298,8 @@ pub struct Session {
     update: Option<Update>,
     /// Features of the reward model's frozen bottom, per scored sequence.
     features: reward::FeatureCache,
+    /// Updates started so far (one per piece of feedback).
+    updates_begun: usize,
 }
 
 /// How many recent outcomes the held-out accuracy averages.
@@ -246,6 +315,8 @@ impl Session {
         bytes: &[u8],
         device: &Device,
     ) -> Result<Session, SessionError> {
+        cfg.validate()
+            .map_err(|e| SessionError::Feedback(FeedbackError(e)))?;
         let train_device = device.clone().autodiff();
         let load =
             |d: &Device| checkpoint::from_bytes(model, bytes, d).map_err(SessionError::Weights);
@@ -276,6 +347,7 @@ impl Session {
             unseen_outcomes: Vec::new(),
             update: None,
             features: reward::FeatureCache::default(),
+            updates_begun: 0,
         })
     }
 
@@ -308,6 +380,21 @@ impl Session {
     /// The frozen reference (the base model).
     pub fn reference(&self) -> &Gpt {
         &self.reference
+    }
+
+    /// Replaces the settings (checked first; a bad one is refused and nothing changes). The
+    /// optimisers keep their state; a new initial β applies from the next update.
+    pub fn set_config(&mut self, cfg: SessionConfig) -> Result<(), SessionError> {
+        cfg.validate()
+            .map_err(|e| SessionError::Feedback(FeedbackError(e)))?;
+        if cfg.ppo.init_kl_coef != self.cfg.ppo.init_kl_coef {
+            self.kl.value = cfg.ppo.init_kl_coef;
+        }
+        self.kl.target = cfg.ppo.kl_target;
+        self.kl.horizon = cfg.ppo.kl_horizon;
+        self.kl.adaptive = cfg.ppo.adaptive_kl;
+        self.cfg = cfg;
+        Ok(())
     }
 
     /// Updates completed so far (0 = the base model).
@@ -357,7 +444,11 @@ impl Session {
         for o in out {
             let text = self.tok.decode(&o.tokens);
             let reply = self.log.add_reply(p, &text, self.version)?;
-            replies.push(Generated { reply, text });
+            replies.push(Generated {
+                prompt: p,
+                reply,
+                text,
+            });
         }
         Ok(replies)
     }
@@ -388,6 +479,11 @@ impl Session {
             self.tok.decode(&before[0].tokens),
             self.tok.decode(&after[0].tokens),
         ))
+    }
+
+    /// A corpus prompt from the session's own stream (the autopilot's next question).
+    pub fn corpus_prompt(&mut self) -> String {
+        self.corpus.prompt(false).text
     }
 
     /// Records a piece of feedback (checked first: bad feedback is refused and changes nothing)
@@ -445,7 +541,9 @@ impl Session {
             }
         }
         let now = crate::now_ms();
+        self.updates_begun += 1;
         Update {
+            rating: self.updates_begun,
             phase: Phase::Sft(0),
             started: now,
             stage_started: now,
@@ -732,7 +830,7 @@ impl Session {
                 self.version += 1;
                 Event::Done(UpdateReport {
                     version: self.version,
-                    ratings: self.log.feedback.len(),
+                    ratings: up.rating,
                     millis: now - up.started,
                     stages: std::mem::take(&mut up.stages),
                     samples,

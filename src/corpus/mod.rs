@@ -201,6 +201,17 @@ pub fn is_held_out(prompt: &str) -> bool {
     h.is_multiple_of(10)
 }
 
+/// One example prompt per family, in [`Family::ALL`] order: the page's presets. Each is a
+/// corpus prompt (so the raters can judge replies to it) and none is held out.
+pub const PRESETS: [&str; 6] = [
+    "hello, who are you?",
+    "what is 3 plus 4?",
+    "what colour is the sky?",
+    "will it rain in Oslo tomorrow?",
+    "tell me a joke about a cat",
+    "how can I sleep better?",
+];
+
 /// A seeded generator of exchanges.
 pub struct Corpus {
     rng: Rng,

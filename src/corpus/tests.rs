@@ -229,3 +229,12 @@ fn no_core_answer_is_ambiguous() {
         }
     }
 }
+
+#[test]
+fn presets_are_corpus_prompts_one_per_family() {
+    for (p, family) in PRESETS.iter().zip(Family::ALL) {
+        let topic = parse_prompt(p).unwrap_or_else(|| panic!("{p:?} is not a corpus prompt"));
+        assert_eq!(topic.family(), family, "{p}");
+        assert!(!is_held_out(p), "{p} is held out");
+    }
+}

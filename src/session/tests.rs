@@ -82,6 +82,7 @@ fn one_rating_runs_every_stage_in_slices() {
         assert!(report.metric(Stage::Ppo, name).is_some(), "{name} missing");
     }
     assert_eq!(report.version, 1);
+    assert_eq!(report.ratings, 1);
     assert_eq!(s.version(), 1);
     assert_eq!(report.rollouts.len(), 4);
     // Samples after the update: per-token log-probs of the policy and the reference.
@@ -210,4 +211,63 @@ fn a_toy_simulation_raises_the_raters_score() {
     );
     assert!(tuned.well_formed > 0.85, "{tuned:?}");
     assert!(tuned.kl > 0.0 && tuned.kl < 10.0, "{tuned:?}");
+}
+
+#[test]
+fn settings_are_checked_before_they_apply() {
+    let mut s = session(small());
+    let mut bad = small();
+    bad.ppo.lr = 5.0;
+    let err = s.set_config(bad).unwrap_err().to_string();
+    assert!(err.contains("ppo.lr"), "{err}");
+    assert_eq!(s.cfg.ppo.lr, small().ppo.lr);
+    let mut bad = small();
+    bad.sample.top_p = 0.0;
+    assert!(
+        s.set_config(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("sample.top_p")
+    );
+    let mut good = small();
+    good.ppo.init_kl_coef = 0.5;
+    s.set_config(good).unwrap();
+    assert_eq!(s.kl.value, 0.5);
+    // A bad configuration cannot start a session either.
+    let mut bad = small();
+    bad.reward.steps = 1000;
+    assert!(Session::bundled(bad, &Device::flex()).is_err());
+    assert!(
+        SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new())
+            .validate()
+            .is_ok()
+    );
+}
+
+#[test]
+fn feedback_given_during_an_update_queues_its_own_update() {
+    let mut s = session(small());
+    let r = crate::block_on(s.generate("hello", 2)).unwrap();
+    s.record(Feedback::Thumbs {
+        reply: r[0].reply,
+        up: true,
+    })
+    .unwrap();
+    // The first slice starts the update; a rating arrives while it runs.
+    assert!(crate::block_on(s.step()).is_some());
+    assert!(s.is_updating());
+    s.record(Feedback::Thumbs {
+        reply: r[1].reply,
+        up: false,
+    })
+    .unwrap();
+    assert_eq!(s.queued(), 1);
+    let mut done = Vec::new();
+    while let Some(e) = crate::block_on(s.step()) {
+        if let Event::Done(report) = e {
+            done.push((report.ratings, report.version));
+        }
+    }
+    assert_eq!(done, vec![(1, 1), (2, 2)]);
+    assert_eq!(s.log.feedback.len(), 2);
 }

@@ -1,0 +1,285 @@
+//! The browser's door into the engine: a thin wasm-bindgen layer over [`Session`].
+//!
+//! Glue only: it converts between JavaScript values and the engine's types and forwards calls.
+//! Everything it calls is tested natively. The page's worker (`www/worker.js`) owns one
+//! [`Engine`] and calls it one request at a time; a second call while one is running gets a
+//! "busy" error instead of corrupting state.
+
+// Holding the session's `RefMut` across an await is the point: an async call (generate, a
+// training slice) owns the session until it finishes, and a call that arrives meanwhile fails
+// at `try_borrow_mut` with "busy" rather than interleaving.
+#![allow(clippy::await_holding_refcell_ref)]
+
+use crate::feedback::Feedback;
+use crate::model::GptConfig;
+use crate::rater::{Rater, Taste};
+use crate::session::{Session, SessionConfig};
+use crate::simulate::{self, FeedbackKind};
+use crate::tokenizer::Tokenizer;
+use burn::prelude::*;
+use js_sys::Promise;
+use serde::Serialize;
+use std::cell::{RefCell, RefMut};
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+fn js_err(e: impl std::fmt::Display) -> JsValue {
+    JsValue::from_str(&e.to_string())
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(js_err)
+}
+
+struct State {
+    session: Session,
+    device: Device,
+    tokenizer: String,
+    model: GptConfig,
+    weights: Vec<u8>,
+}
+
+/// One RLHF session in the browser.
+#[wasm_bindgen]
+pub struct Engine {
+    state: Rc<RefCell<State>>,
+    backend: String,
+}
+
+/// Installs the panic hook that prints Rust panics to the console.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// The state, or a clear error when another request is still running.
+fn borrow(state: &Rc<RefCell<State>>) -> Result<RefMut<'_, State>, JsValue> {
+    state
+        .try_borrow_mut()
+        .map_err(|_| js_err("busy: the engine is still working on the previous request"))
+}
+
+/// A built-in rater by name, or a keyword rule.
+fn rater_named(name: &str, keyword: &str) -> Result<Rater, JsValue> {
+    match name {
+        "keyword" => Rater::keyword(keyword).map_err(js_err),
+        name => Taste::from_name(name)
+            .map(Rater::Taste)
+            .ok_or_else(|| js_err(format!("unknown rater {name:?}"))),
+    }
+}
+
+impl Engine {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T, JsValue>) -> Result<T, JsValue> {
+        let mut state = borrow(&self.state)?;
+        f(&mut state)
+    }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Loads the base model on `backend` ("webgpu" or "cpu") from the assets the page fetched:
+    /// tokenizer.json, base.json and base.bpk.
+    pub async fn create(
+        backend: String,
+        tokenizer_json: String,
+        meta_json: String,
+        weights: Vec<u8>,
+    ) -> Result<Engine, JsValue> {
+        let device = match backend.as_str() {
+            "webgpu" => Device::wgpu_options()
+                .init_async()
+                .await
+                .map_err(|e| js_err(format!("WebGPU could not start: {e}")))?,
+            "cpu" => Device::flex(),
+            other => return Err(js_err(format!("unknown backend {other:?}"))),
+        };
+        let tok = Tokenizer::from_json(&tokenizer_json).map_err(js_err)?;
+        let meta: crate::checkpoint::ModelMeta =
+            serde_json::from_str(&meta_json).map_err(|e| js_err(format!("base.json: {e}")))?;
+        let cfg = SessionConfig::new(
+            crate::sft::SftConfig::new(),
+            crate::reward::RewardConfig::new(),
+            crate::ppo::PpoConfig::new(),
+        );
+        let session = Session::new(cfg, tok, &meta.config, &weights, &device).map_err(js_err)?;
+        Ok(Engine {
+            state: Rc::new(RefCell::new(State {
+                session,
+                device,
+                tokenizer: tokenizer_json,
+                model: meta.config,
+                weights,
+            })),
+            backend,
+        })
+    }
+
+    /// "webgpu" or "cpu".
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// Samples `n` replies to `prompt` and records them: `[{reply, text}]`.
+    pub fn generate(&self, prompt: String, n: usize) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut s = borrow(&state)?;
+            let out = s.session.generate(&prompt, n).await.map_err(js_err)?;
+            to_js(&out)
+        })
+    }
+
+    /// Records a piece of feedback (`{kind: "thumbs", reply, up}`, `{kind: "stars", reply,
+    /// stars}`, `{kind: "pair", better, worse, tie}`, `{kind: "demonstration", prompt, text}`)
+    /// and queues its update. Returns the number of updates waiting.
+    pub fn record(&self, feedback: JsValue) -> Result<usize, JsValue> {
+        let fb: Feedback = serde_wasm_bindgen::from_value(feedback)
+            .map_err(|e| js_err(format!("not a piece of feedback: {e}")))?;
+        self.with(|s| {
+            s.session.record(fb).map_err(js_err)?;
+            Ok(s.session.queued())
+        })
+    }
+
+    /// Runs the next slice of queued work and returns its event (`{event: "progress" |
+    /// "stage" | "done", ...}`), or `null` when nothing is queued.
+    pub fn step(&self) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut s = borrow(&state)?;
+            match s.session.step().await {
+                Some(event) => to_js(&event),
+                None => Ok(JsValue::NULL),
+            }
+        })
+    }
+
+    /// Updates waiting to run, and whether one is part-way done.
+    pub fn status(&self) -> Result<JsValue, JsValue> {
+        self.with(|s| {
+            to_js(&serde_json::json!({
+                "queued": s.session.queued(),
+                "updating": s.session.is_updating(),
+                "version": s.session.version(),
+                "ratings": s.session.log.feedback.len(),
+            }))
+        })
+    }
+
+    /// One reply from the reference (base) model and one from the policy: `[before, after]`.
+    pub fn before_after(&self, prompt: String) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let mut s = borrow(&state)?;
+            let pair = s.session.before_after(&prompt).await.map_err(js_err)?;
+            to_js(&pair)
+        })
+    }
+
+    /// One autopilot round: samples `n` replies to `prompt`, lets the rater (`polite`,
+    /// `truthful`, `short`, `cheerful`, or `keyword` with `keyword` set) give `kind` feedback
+    /// ("thumbs", "stars", "pairs"), records it and returns `{replies, feedback, scores}`.
+    pub fn autopilot_round(
+        &self,
+        rater: String,
+        keyword: String,
+        kind: String,
+        prompt: String,
+        n: usize,
+    ) -> Promise {
+        let state = self.state.clone();
+        future_to_promise(async move {
+            let rater = rater_named(&rater, &keyword)?;
+            let kind = FeedbackKind::from_name(&kind)
+                .ok_or_else(|| js_err(format!("unknown feedback kind {kind:?}")))?;
+            let mut s = borrow(&state)?;
+            let feedback = simulate::round(&mut s.session, &rater, kind, &prompt, n)
+                .await
+                .map_err(js_err)?;
+            for fb in &feedback {
+                s.session.record(fb.clone()).map_err(js_err)?;
+            }
+            let log = &s.session.log;
+            let first = log.replies.len().saturating_sub(n);
+            let replies: Vec<serde_json::Value> = (first..log.replies.len())
+                .map(|i| {
+                    let r = &log.replies[i];
+                    let score = rater.score(&prompt, &r.text).unwrap_or(0.0);
+                    serde_json::json!({"prompt": r.prompt, "reply": i, "text": r.text, "score": score})
+                })
+                .collect();
+            to_js(&serde_json::json!({ "replies": replies, "feedback": feedback }))
+        })
+    }
+
+    /// The rater's score of one reply, for the page's display of what a rater likes.
+    pub fn rater_score(
+        rater: String,
+        keyword: String,
+        prompt: String,
+        reply: String,
+    ) -> Result<f64, JsValue> {
+        rater_named(&rater, &keyword)?
+            .score(&prompt, &reply)
+            .map_err(js_err)
+    }
+
+    /// A corpus prompt for the autopilot's next round.
+    pub fn corpus_prompt(&self) -> Result<String, JsValue> {
+        self.with(|s| Ok(s.session.corpus_prompt()))
+    }
+
+    /// The example prompts, one per corpus family.
+    pub fn presets() -> Vec<String> {
+        crate::corpus::PRESETS
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    /// Share of `pairs` (`[[prompt, reply], ...]`, e.g. an update's rollouts) that the rater
+    /// would give a thumbs up.
+    pub fn preferred_rate(rater: String, keyword: String, pairs: JsValue) -> Result<f64, JsValue> {
+        let rater = rater_named(&rater, &keyword)?;
+        let pairs: Vec<(String, String)> = serde_wasm_bindgen::from_value(pairs).map_err(js_err)?;
+        if pairs.is_empty() {
+            return Ok(0.0);
+        }
+        let mut up = 0usize;
+        for (p, r) in &pairs {
+            up += usize::from(rater.prefers(p, r).map_err(js_err)?);
+        }
+        Ok(up as f64 / pairs.len() as f64)
+    }
+
+    /// The current settings, as JSON.
+    pub fn config(&self) -> Result<String, JsValue> {
+        self.with(|s| serde_json::to_string(&s.session.cfg).map_err(js_err))
+    }
+
+    /// Replaces the settings from JSON (checked first; a bad setting is refused with a message
+    /// naming it and nothing changes).
+    pub fn set_config(&self, json: String) -> Result<(), JsValue> {
+        let cfg: SessionConfig =
+            serde_json::from_str(&json).map_err(|e| js_err(format!("settings: {e}")))?;
+        self.with(|s| s.session.set_config(cfg).map_err(js_err))
+    }
+
+    /// Starts over from the base model, keeping the settings.
+    pub fn reset(&self) -> Result<(), JsValue> {
+        self.with(|s| {
+            let tok = Tokenizer::from_json(&s.tokenizer).map_err(js_err)?;
+            let cfg = s.session.cfg.clone();
+            s.session = Session::new(cfg, tok, &s.model, &s.weights, &s.device).map_err(js_err)?;
+            Ok(())
+        })
+    }
+
+    /// The session's prompts, replies and feedback as versioned JSON (to save or export).
+    pub fn export_log(&self) -> Result<String, JsValue> {
+        self.with(|s| serde_json::to_string(&s.session.log).map_err(js_err))
+    }
+}
