@@ -49,8 +49,10 @@ pub struct SessionConfig {
     #[config(default = 2)]
     pub report_samples: usize,
     /// Also fine-tune on replies rated thumbs-up or 4-5 stars (rejection-sampling fine-tuning,
-    /// Touvron et al. 2023). Off by default: the loop is then RLHF as in Ouyang et al.
-    #[config(default = false)]
+    /// as in Llama 2's RLHF, Touvron et al. 2023), before the reward model and PPO. Measured
+    /// (polite rater, 40 thumbs, seeds 1-3): 89-95% with it against 45-80% without, at a KL of
+    /// 4-6 nats instead of 2-3 (README, "Tuning"). Off gives RLHF exactly as Ouyang et al.
+    #[config(default = true)]
     pub sft_top_rated: bool,
     /// Seed of every random draw in the session.
     #[config(default = 0)]
@@ -603,7 +605,7 @@ impl Session {
                     return Self::finish_stage(
                         up,
                         Stage::Sft,
-                        Some("no demonstrations yet"),
+                        Some("no demonstrations or top-rated replies yet"),
                         BTreeMap::new(),
                     );
                 }

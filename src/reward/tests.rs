@@ -136,66 +136,20 @@ fn the_bradley_terry_gradient_raises_the_chosen_score() {
     assert!(losses[4] < losses[0]);
 }
 
-/// Exchanges with a polite and a rude reply to the same corpus prompt.
-fn polite_rude_pairs(seed: u64, n: usize) -> Vec<(String, String, String)> {
-    let mut corpus = Corpus::new(seed);
-    let mut out = Vec::new();
-    while out.len() < n {
-        let p = corpus.prompt(true).text;
-        let (mut polite, mut rude) = (None, None);
-        for _ in 0..40 {
-            let e = corpus.exchange_for(&p).unwrap();
-            match e.labels.tone {
-                Tone::Polite => polite = Some(e.reply),
-                Tone::Rude => rude = Some(e.reply),
-                Tone::Neutral => {}
-            }
-        }
-        if let (Some(a), Some(b)) = (polite, rude) {
-            assert!(classify(&a, &p).is_ok() && classify(&b, &p).is_ok());
-            out.push((p, a, b));
-        }
+fn tone(l: &crate::corpus::Labels) -> Option<bool> {
+    match l.tone {
+        Tone::Polite => Some(true),
+        Tone::Rude => Some(false),
+        Tone::Neutral => None,
     }
-    out
 }
 
 #[test]
 fn the_reward_model_generalises_on_a_separable_preference_set() {
-    // 24 labelled comparisons (polite over rude); accuracy measured on 100 unseen ones.
-    let device = Device::flex().autodiff();
-    let tok = Tokenizer::bundled();
-    let (mut model, _) = checkpoint::bundled(&device).unwrap();
-    let mut log = FeedbackLog::new();
-    for (p, a, b) in polite_rude_pairs(5, 24) {
-        let pi = log.add_prompt(&p).unwrap();
-        let a = log.add_reply(pi, &a, 0).unwrap();
-        let b = log.add_reply(pi, &b, 0).unwrap();
-        log.add(Feedback::Pair {
-            better: a,
-            worse: b,
-            tie: false,
-        })
-        .unwrap();
-    }
-    let cfg = RewardConfig::new();
-    let data = RewardData::from_log(&log, &cfg);
-    let mut optim = cfg.optimizer();
-    let mut rng = Rng::new(2);
-    let mut cache = FeatureCache::default();
-    for _ in 0..30 {
-        model = crate::block_on(step(
-            model, &mut optim, &tok, &data, &cfg, &mut cache, &mut rng, &device,
-        ))
-        .0;
-    }
-    let test = polite_rude_pairs(99, 100);
-    let texts: Vec<(String, String)> = test
-        .iter()
-        .flat_map(|(p, a, b)| [(p.clone(), a.clone()), (p.clone(), b.clone())])
-        .collect();
-    let s = crate::block_on(score_texts(&model.valid(), &tok, &texts, &Device::flex()));
-    let right = s.chunks(2).filter(|c| c[0] > c[1]).count();
-    assert!(right >= 90, "held-out accuracy {right}/100");
+    // 24 labelled comparisons (polite over rude), default settings; accuracy measured on 200
+    // comparisons of unseen prompts and replies.
+    let acc = held_out_accuracy(RewardConfig::new().train_blocks, 24, &tone);
+    assert!(acc >= 0.9, "held-out accuracy {acc}");
 }
 
 #[test]
@@ -235,6 +189,7 @@ fn labelled_pairs(
             }
         }
         if let (Some(a), Some(b)) = (good, bad) {
+            assert!(classify(&a, &p).is_ok() && classify(&b, &p).is_ok());
             out.push((p, a, b));
         }
     }
@@ -290,11 +245,6 @@ fn held_out_accuracy(
 #[ignore]
 fn reward_generalisation_by_trained_blocks() {
     use crate::corpus::{Family, Truth};
-    let tone = |l: &crate::corpus::Labels| match l.tone {
-        Tone::Polite => Some(true),
-        Tone::Rude => Some(false),
-        Tone::Neutral => None,
-    };
     let truth = |l: &crate::corpus::Labels| match (l.family, l.truth) {
         (Family::Facts | Family::Arithmetic, Truth::Correct) => Some(true),
         (Family::Facts | Family::Arithmetic, Truth::Wrong) => Some(false),

@@ -36,9 +36,10 @@ fn one_rating_runs_every_stage_in_slices() {
     let mut s = session(small());
     let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
     assert_eq!(replies.len(), 2);
+    // A thumbs down: no demonstration and no top-rated reply, so SFT has nothing to learn.
     s.record(Feedback::Thumbs {
         reply: replies[0].reply,
-        up: true,
+        up: false,
     })
     .unwrap();
     assert_eq!(s.queued(), 1);
@@ -53,7 +54,7 @@ fn one_rating_runs_every_stage_in_slices() {
     assert_eq!(stages, [Stage::Sft, Stage::Reward, Stage::Ppo]);
     assert_eq!(
         report.stages[0].skipped.as_deref(),
-        Some("no demonstrations yet")
+        Some("no demonstrations or top-rated replies yet")
     );
     assert!(report.stages[1].skipped.is_none() && report.stages[2].skipped.is_none());
     // Reward: 1 evaluation slice + 2 steps; PPO: 1 rollout + 2 epochs x 2 minibatches.
@@ -265,6 +266,8 @@ fn feedback_given_during_an_update_queues_its_own_update() {
     let mut done = Vec::new();
     while let Some(e) = crate::block_on(s.step()) {
         if let Event::Done(report) = e {
+            // The thumbs-up reply is a top-rated reply: SFT learns from it in both updates.
+            assert!(report.stages[0].skipped.is_none(), "{:?}", report.stages[0]);
             done.push((report.ratings, report.version));
         }
     }

@@ -1,0 +1,37 @@
+// Takes the README's screenshot (docs/page.png): the page at 1366x768 in Debian's headless
+// Chromium after a few ratings. Serve the page first (scripts/demo.sh, or node
+// scripts/serve.mjs after scripts/build_web.sh). Usage: node scripts/screenshot.mjs
+import { chromium } from "playwright-core";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const url = process.env.PAGE_URL || "http://127.0.0.1:8080/";
+const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "rlhf-shot-")), {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1366, height: 768 },
+  args: ["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic"],
+});
+const page = browser.pages()[0] || await browser.newPage();
+await page.goto(`${url}?backend=cpu`);
+await page.waitForFunction(() => document.querySelectorAll(".reply-card").length === 4, null, { timeout: 120000 });
+const rate = async (n) => {
+  await page.waitForFunction((k) => window.playground.ratings >= k && window.playground.status &&
+    window.playground.status.queued === 0 && !window.playground.status.updating, n, { timeout: 300000 });
+};
+const cards = await page.$$eval(".reply-card .reply-text", (els) => els.map((e) => e.textContent));
+// Thumbs up for polite replies, down for the others: a person who likes politeness.
+const polite = /^(Sure, happy to help|What a lovely question|Thank you for asking|Of course)|(Hope that helps|Have a wonderful day|Thanks for chatting with me)[.!]/;
+for (let i = 0; i < cards.length; i++) {
+  const up = polite.test(cards[i]);
+  await page.click(`.reply-card:nth-child(${i + 1}) button[aria-label^='Thumbs ${up ? "up" : "down"}']`);
+}
+await rate(4);
+await page.click("#ba-go");
+await page.waitForFunction(() => document.getElementById("ba-after").textContent !== "—", null, { timeout: 60000 });
+await page.evaluate(() => document.getElementById("replies-h").scrollIntoView());
+await page.screenshot({ path: new URL("../docs/page.png", import.meta.url).pathname });
+await browser.close();
+console.log("wrote docs/page.png");
