@@ -130,6 +130,7 @@ function renderCards() {
   for (const card of state.cards) {
     const el = document.createElement("article");
     el.className = "reply-card";
+    el.dataset.reply = card.reply;
     if (state.compareFirst === card) el.classList.add("selected");
     const head = document.createElement("div");
     head.className = "card-head";
@@ -158,8 +159,9 @@ function renderCards() {
     actions.append(stars);
     actions.append(button(state.compareFirst && state.compareFirst !== card ? `${state.compareFirst.label} is better than ${card.label}` : "A vs B…",
       "Compare this reply with another", () => compare(card), "compare"));
-    actions.append(button("✎ Write a better answer", `Write a better answer than reply ${card.label}`, () => demo(card, el), "write"));
+    actions.append(button("✎ Write a better answer", `Write a better answer than reply ${card.label}`, () => demo(card), "write"));
     el.append(head, text, actions);
+    if (card.editing) el.append(...editor(card));
     if (card.rated.length) {
       const r = document.createElement("div");
       r.className = "rated";
@@ -185,19 +187,29 @@ function compare(card) {
   renderCards();
 }
 
-function demo(card, el) {
-  if (el.querySelector("textarea")) return;
+// The card's answer editor stays open (and keeps its text) across re-renders, which happen
+// whenever a rating is recorded.
+function demo(card) {
+  if (card.draft === undefined) card.draft = card.text;
+  card.editing = true;
+  renderCards();
+  const area = document.querySelector(`.reply-card[data-reply="${card.reply}"] textarea`);
+  if (area) area.focus();
+}
+
+function editor(card) {
   const area = document.createElement("textarea");
   area.maxLength = 2000;
-  area.value = card.text;
-  area.setAttribute("aria-label", "Your better answer");
+  area.value = card.draft;
+  area.setAttribute("aria-label", `Your better answer than reply ${card.label}`);
+  area.addEventListener("input", () => { card.draft = area.value; });
   const send = button("Teach Pip this answer", "Send your answer as a demonstration", async () => {
-    const text = area.value.trim();
+    const text = card.draft.trim();
     if (!text) { notice("Your answer is empty: write what Pip should have said."); return; }
+    card.editing = false;
     await give({ kind: "demonstration", prompt: card.prompt, text }, card, "✎");
   }, "primary");
-  el.append(area, send);
-  area.focus();
+  return [area, send];
 }
 
 // ---------------------------------------------------------------- the pipeline strip
