@@ -3,13 +3,13 @@
 # binaryen) and the chart library into www/vendor/. Installs what it needs on the way.
 # Usage: scripts/build_web.sh
 #   PROFILE=release  reuse the tests' wasm32 build (no fat LTO: quicker to build, larger)
-#   WASM_OPT=-O1     binaryen's optimisation level (default -O2; "none" skips wasm-opt)
+#   WASM_OPT=-O2     binaryen's optimisation level (default -O1; "none" skips wasm-opt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 profile="${PROFILE:-wasm}"
-wasm_opt="${WASM_OPT:--O2}"
+wasm_opt="${WASM_OPT:--O1}"
 
 # wasm-bindgen's CLI must be exactly the version of the wasm-bindgen crate in Cargo.lock.
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
