@@ -38,6 +38,19 @@ pub struct Sampled {
     pub finished: bool,
 }
 
+impl Sampled {
+    /// `prompt` followed by the reply and its `<|end|>`: always when `close`, else only when the
+    /// model ended the reply itself.
+    pub fn sequence(&self, prompt: &[u32], close: bool) -> Vec<u32> {
+        let mut s = prompt.to_vec();
+        s.extend(&self.tokens);
+        if close || self.finished {
+            s.push(END);
+        }
+        s
+    }
+}
+
 /// Samples one reply per prompt (prompts are `<|user|> ... <|bot|>` token ids).
 pub async fn generate(
     model: &Gpt,

@@ -877,17 +877,10 @@ impl Session {
         let mut starts = Vec::new();
         texts.clear();
         for ((p, o), prompt) in ids.iter().zip(&out).zip(&prompts) {
-            let mut s = p.clone();
-            s.extend(&o.tokens);
-            // The reward model always reads a closed exchange (it is trained on those).
-            let mut closed = s.clone();
-            closed.push(END);
-            if o.finished {
-                s.push(END);
-            }
             starts.push(p.len());
-            seqs.push(s);
-            scored.push(closed);
+            seqs.push(o.sequence(p, false));
+            // The reward model always reads a closed exchange (it is trained on those).
+            scored.push(o.sequence(p, true));
             texts.push((prompt.clone(), self.tok.decode(&o.tokens)));
         }
         let rm = self.reward_model.as_ref().expect("reward model").valid();
@@ -930,15 +923,7 @@ impl Session {
             true,
         )
         .await;
-        let seqs: Vec<Vec<u32>> = out
-            .iter()
-            .map(|o| {
-                let mut s = p.clone();
-                s.extend(&o.tokens);
-                s.push(END);
-                s
-            })
-            .collect();
+        let seqs: Vec<Vec<u32>> = out.iter().map(|o| o.sequence(&p, true)).collect();
         let (changes, rewards) = self.token_changes(&policy, &seqs, p.len()).await;
         out.iter()
             .zip(changes)

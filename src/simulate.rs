@@ -12,7 +12,7 @@ use crate::rater::{GraderError, Rater, prefer, stars, thumbs};
 use crate::rng::Rng;
 use crate::sample::{SampleConfig, generate};
 use crate::session::{Session, Stage, UpdateReport};
-use crate::tokenizer::{END, Tokenizer};
+use crate::tokenizer::Tokenizer;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -146,14 +146,7 @@ pub async fn measure(
         let seqs: Vec<Vec<u32>> = ids
             .iter()
             .zip(&out)
-            .map(|(p, o)| {
-                let mut s = p.clone();
-                s.extend(&o.tokens);
-                if o.finished {
-                    s.push(END);
-                }
-                s
-            })
+            .map(|(p, o)| o.sequence(p, false))
             .collect();
         let batch = Batch::right_padded(&seqs, &device);
         let t = batch.tokens.dims()[1];

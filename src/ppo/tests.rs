@@ -2,7 +2,7 @@ use super::*;
 use crate::checkpoint;
 use crate::rng::Rng;
 use crate::sample::{SampleConfig, generate};
-use crate::tokenizer::{END, Tokenizer};
+use crate::tokenizer::Tokenizer;
 
 fn close(a: f32, b: f32) -> bool {
     (a - b).abs() < 1e-5
@@ -116,12 +116,7 @@ fn rollout(model: &Gpt, tok: &Tokenizer) -> (Vec<Vec<u32>>, Vec<usize>) {
     let mut starts = Vec::new();
     for (p, o) in ids.iter().zip(out) {
         starts.push(p.len());
-        let mut s = p.clone();
-        s.extend(&o.tokens);
-        if o.finished {
-            s.push(END);
-        }
-        seqs.push(s);
+        seqs.push(o.sequence(p, false));
     }
     (seqs, starts)
 }
