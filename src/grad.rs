@@ -78,18 +78,16 @@ mod tests {
         let x = Tensor::<2>::from_data([[1.0, 2.0, 3.0], [-1.0, 0.5, 2.0]], &device);
         let loss = lin.forward(x).sum().mul_scalar(10.0);
         let mut grads = GradientsParams::from_grads(loss.backward(), &lin);
-        let w0: Vec<f32> = grads
-            .get::<2>(lin.weight.id)
-            .unwrap()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let b0: Vec<f32> = grads
-            .get::<1>(lin.bias.as_ref().unwrap().id)
-            .unwrap()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        // Every gradient of the layer, weight then bias, flattened.
+        let read = |grads: &GradientsParams| -> (Vec<f32>, Vec<f32>) {
+            let w = grads.get::<2>(lin.weight.id).unwrap().into_data();
+            let b = grads
+                .get::<1>(lin.bias.as_ref().unwrap().id)
+                .unwrap()
+                .into_data();
+            (w.try_to_vec().unwrap(), b.try_to_vec().unwrap())
+        };
+        let (w0, b0) = read(&grads);
         let expected: f32 = w0.iter().chain(&b0).map(|g| g * g).sum::<f32>().sqrt();
         let norm: f32 = clip_global_norm(&mut grads, &lin, 1.0)
             .unwrap()
@@ -98,18 +96,7 @@ mod tests {
             (norm - expected).abs() < 1e-3 * expected,
             "{norm} vs {expected}"
         );
-        let w1: Vec<f32> = grads
-            .get::<2>(lin.weight.id)
-            .unwrap()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
-        let b1: Vec<f32> = grads
-            .get::<1>(lin.bias.as_ref().unwrap().id)
-            .unwrap()
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let (w1, b1) = read(&grads);
         let after: f32 = w1.iter().chain(&b1).map(|g| g * g).sum::<f32>().sqrt();
         assert!((after - 1.0).abs() < 1e-4, "clipped norm {after}");
         // Same direction: every component shrinks by the same factor.
