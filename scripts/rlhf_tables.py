@@ -3,6 +3,7 @@
 tables and prints them as Markdown (mean and spread over seeds).
 
 Usage: cargo build --release && scripts/rlhf_tables.py [--seeds 3] [--ratings 40] [--out DIR]
+       [--set KEY=VALUE ...] [--only thumbs --only polite ...]
 Each run's JSON is kept under --out (default target/rlhf-tables) and reused when present, so an
 interrupted run continues where it stopped. About 45 s per run on a 2-core machine.
 """
@@ -18,6 +19,10 @@ ap.add_argument("--seeds", type=int, default=3)
 ap.add_argument("--ratings", type=int, default=40)
 ap.add_argument("--out", default=str(root / "target" / "rlhf-tables"))
 ap.add_argument("--regex", default="(?i)thank")
+ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                help="a session setting passed to every run (simulate --set)")
+ap.add_argument("--only", action="append", default=[],
+                help="run only these tables (thumbs, pairs, stars, regex) and raters")
 args = ap.parse_args()
 out = pathlib.Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
@@ -38,6 +43,8 @@ def run(label, feedback, who, seed):
     if not path.exists():
         cmd = [str(binary), "simulate", *who, "--feedback", feedback, "--ratings",
                str(args.ratings), "--seed", str(seed), "--json"]
+        for kv in args.set:
+            cmd += ["--set", kv]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)
         path.write_text(res.stdout.strip().splitlines()[-1])
     return json.loads(path.read_text())
@@ -51,6 +58,12 @@ def fmt(xs, scale=100.0, digits=0):
 
 tables = {}
 for table, label, feedback, who in runs:
+    only_tables = [o for o in args.only if o in ("thumbs", "pairs", "stars", "regex")]
+    only_raters = [o for o in args.only if o not in only_tables]
+    if (only_tables and table not in only_tables) or (
+        only_raters and table != "regex" and label not in only_raters
+    ):
+        continue
     rs = [run(label, feedback, who, seed) for seed in range(1, args.seeds + 1)]
     tables.setdefault(table, []).append((label, rs))
 

@@ -26,11 +26,11 @@ if ! cargo fmt --version >/dev/null 2>&1; then
   rustup component add rustfmt
 fi
 
-# Debian's Chromium for the page's end-to-end tests (playwright-core drives it; it never
-# downloads a browser of its own).
-if [ "${SKIP_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "==> apt-get install chromium (for the page's tests)"
+# Debian's Chromium and ChromeDriver for the page's tests (playwright-core and
+# wasm-bindgen-test-runner drive them; neither downloads a browser of its own).
+if [ "${SKIP_BROWSER:-0}" != 1 ] && ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  echo "==> apt-get install chromium chromium-driver (for the page's tests)"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium fonts-noto-color-emoji
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji
 fi

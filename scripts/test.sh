@@ -30,3 +30,12 @@ trap 'kill $server 2>/dev/null' EXIT
 sleep 1
 echo "==> node tests/e2e/page.mjs cpu"
 PAGE_URL="http://127.0.0.1:$port/" node tests/e2e/page.mjs cpu
+
+# The wasm API itself (tests/web.rs) in headless Chromium, on flex and on WebGPU (SwiftShader):
+# wasm-bindgen-test-runner (installed with wasm-bindgen-cli above) serves the test module and
+# drives Chromium through Debian's chromedriver; tests/webdriver.json holds the browser flags.
+echo "==> cargo test --release --target wasm32-unknown-unknown --test web"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+  WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/tests/webdriver.json" \
+  WASM_BINDGEN_TEST_TIMEOUT=900 \
+  cargo test --release --target wasm32-unknown-unknown --test web

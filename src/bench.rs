@@ -113,15 +113,11 @@ pub struct UpdateBencher {
 
 impl UpdateBencher {
     /// A session on the bundled base model with `history` pieces of feedback from the polite
-    /// rater (the first a demonstration, so that every stage has work), each with its update.
-    pub fn new(device: &Device, history: usize) -> Self {
+    /// rater (the first a demonstration, so that every stage has work), each with its update,
+    /// under the session settings `cfg`.
+    pub fn new(device: &Device, history: usize, cfg: crate::session::SessionConfig) -> Self {
         use crate::feedback::Feedback;
-        use crate::session::{Session, SessionConfig};
-        let cfg = SessionConfig::new(
-            crate::sft::SftConfig::new(),
-            crate::reward::RewardConfig::new(),
-            crate::ppo::PpoConfig::new(),
-        );
+        use crate::session::Session;
         let mut session = Session::bundled(cfg, device).expect("bundled model");
         let _ = crate::block_on(session.generate("what is 3 plus 4?", 1));
         session
@@ -195,8 +191,13 @@ impl UpdateBencher {
 }
 
 /// `updates` timed updates after `history` ratings (see [`UpdateBencher`]); medians.
-pub fn update(device: &Device, history: usize, updates: usize) -> UpdateBench {
-    let mut b = UpdateBencher::new(device, history);
+pub fn update(
+    device: &Device,
+    history: usize,
+    updates: usize,
+    cfg: crate::session::SessionConfig,
+) -> UpdateBench {
+    let mut b = UpdateBencher::new(device, history, cfg);
     let rows: Vec<[f64; 6]> = (0..updates.max(1)).map(|_| b.run_one()).collect();
     let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
     UpdateBench {
@@ -218,13 +219,14 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Runs the benchmark: `steps` timed training steps of `batch` × `len` tokens after 2 warm-up
 /// steps, sampling 4 replies of up to 48 tokens, and `updates` full RLHF updates after 20
-/// ratings (see [`update`]).
+/// ratings under the session settings `session` (see [`update`]).
 pub fn run(
     cfg: &GptConfig,
     batch: usize,
     len: usize,
     steps: usize,
     updates: usize,
+    session: crate::session::SessionConfig,
     device: &Device,
     device_name: &str,
 ) -> BenchReport {
@@ -266,6 +268,6 @@ pub fn run(
         train_gflops: 6.0 * params as f64 * tokens / step_s / 1e9,
         gen_tokens_per_s_cache: sample_rate(true),
         gen_tokens_per_s_no_cache: sample_rate(false),
-        update: update(device, 20, updates),
+        update: update(device, 20, updates, session),
     }
 }

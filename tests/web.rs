@@ -1,0 +1,246 @@
+//! The page's wasm API (`src/web.rs`) in headless Chromium, through `wasm-bindgen-test`: the
+//! same calls the page's worker makes, on burn flex (WebAssembly, the CPU fallback) and on
+//! WebGPU (SwiftShader in CI).
+//!
+//! Run by scripts/test.sh: `cargo test --release --target wasm32-unknown-unknown --test web`
+//! with `wasm-bindgen-test-runner` as the runner and Debian's chromedriver (tests/webdriver.json
+//! holds the browser's flags).
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Array, Reflect};
+use rlhf_playground::checkpoint::{self, BUNDLED_META, BUNDLED_WEIGHTS, ModelMeta};
+use rlhf_playground::model::GptConfig;
+use rlhf_playground::tokenizer::BUNDLED_JSON;
+use rlhf_playground::web::Engine;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &JsValue::from_str(key)).expect("an object")
+}
+
+fn num(v: &JsValue, key: &str) -> f64 {
+    get(v, key)
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number"))
+}
+
+fn text(v: &JsValue) -> String {
+    v.as_string()
+        .unwrap_or_else(|| format!("{v:?}"))
+        .to_string()
+}
+
+fn feedback(json: &str) -> JsValue {
+    js_sys::JSON::parse(json).expect("valid JSON")
+}
+
+/// Runs queued work slice by slice, as the worker does; returns every event, the last `done`.
+async fn run_update(engine: &Engine) -> Vec<JsValue> {
+    let mut events = Vec::new();
+    loop {
+        let ev = JsFuture::from(engine.step())
+            .await
+            .expect("a training slice");
+        if ev.is_null() {
+            break;
+        }
+        events.push(ev);
+    }
+    events
+}
+
+/// The kinds of event ("progress", "stage", "done") and the stages reported, in order.
+fn stages(events: &[JsValue]) -> Vec<(String, bool)> {
+    events
+        .iter()
+        .filter(|e| text(&get(e, "event")) == "stage")
+        .map(|e| (text(&get(e, "stage")), get(e, "skipped").is_string()))
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn flex_generate_rate_and_update() {
+    let engine = Engine::create(
+        "cpu".into(),
+        BUNDLED_JSON.into(),
+        BUNDLED_META.into(),
+        BUNDLED_WEIGHTS.to_vec(),
+    )
+    .await
+    .expect("the engine loads the base model");
+    assert_eq!(engine.backend(), "cpu");
+    // A lighter update than the page's default keeps the test quick; the stages are the same.
+    let cfg: serde_json::Value = serde_json::from_str(&engine.config().unwrap()).unwrap();
+    let mut cfg = cfg;
+    cfg["ppo"]["batch_size"] = 4.into();
+    cfg["ppo"]["minibatch_size"] = 4.into();
+    cfg["ppo"]["max_new_tokens"] = 16.into();
+    engine.set_config(cfg.to_string()).expect("valid settings");
+
+    let replies = JsFuture::from(engine.generate("what is 3 plus 4?".into(), 2))
+        .await
+        .expect("replies");
+    let replies = Array::from(&replies);
+    assert_eq!(replies.length(), 2);
+    let first = replies.get(0);
+    assert!(get(&first, "text").is_string());
+    let reply = num(&first, "reply");
+
+    let queued = engine
+        .record(feedback(&format!(
+            r#"{{"kind":"thumbs","reply":{reply},"up":true}}"#
+        )))
+        .expect("a thumbs up is recorded");
+    assert_eq!(queued, 1);
+    let events = run_update(&engine).await;
+    let st = stages(&events);
+    let names: Vec<&str> = st.iter().map(|(s, _)| s.as_str()).collect();
+    // SFT trains on the thumbs-up reply (top-rated replies are demonstrations by default).
+    assert_eq!(names, ["sft", "reward", "ppo"], "{st:?}");
+    assert!(
+        st.iter().all(|(_, skipped)| !skipped),
+        "every stage ran: {st:?}"
+    );
+    let done = events.last().unwrap();
+    assert_eq!(text(&get(done, "event")), "done");
+    let report = get(done, "stages");
+    let ppo = Array::from(&report).get(2);
+    let kl = num(&get(&ppo, "metrics"), "objective/kl");
+    assert!(kl.is_finite() && kl >= -1e-3, "objective/kl = {kl}");
+    // The fresh samples carry per-token log-probs under the policy and the reference.
+    let samples = Array::from(&get(done, "samples"));
+    assert!(samples.length() > 0);
+    let tokens = Array::from(&get(&samples.get(0), "tokens"));
+    assert!(tokens.length() > 0);
+    let t = tokens.get(0);
+    assert!(num(&t, "logprob") <= 0.0 && num(&t, "ref_logprob") <= 0.0);
+    let status = engine.status().unwrap();
+    assert_eq!(num(&status, "queued"), 0.0);
+    assert_eq!(num(&status, "version"), 1.0);
+}
+
+#[wasm_bindgen_test]
+async fn bad_input_gets_a_clear_message() {
+    let err = Engine::create(
+        "quantum".into(),
+        BUNDLED_JSON.into(),
+        BUNDLED_META.into(),
+        Vec::new(),
+    )
+    .await
+    .err()
+    .expect("an unknown backend is refused");
+    assert!(text(&err).contains("unknown backend"), "{}", text(&err));
+    let err = Engine::create(
+        "cpu".into(),
+        BUNDLED_JSON.into(),
+        BUNDLED_META.into(),
+        vec![1, 2, 3],
+    )
+    .await
+    .err()
+    .expect("corrupt weights are refused");
+    assert!(text(&err).contains("weights"), "{}", text(&err));
+
+    let engine = Engine::create(
+        "cpu".into(),
+        BUNDLED_JSON.into(),
+        BUNDLED_META.into(),
+        BUNDLED_WEIGHTS.to_vec(),
+    )
+    .await
+    .unwrap();
+    let err = engine.record(feedback(r#"{"kind":"hug"}"#)).unwrap_err();
+    assert!(
+        text(&err).contains("not a piece of feedback"),
+        "{}",
+        text(&err)
+    );
+    let err = engine
+        .record(feedback(r#"{"kind":"thumbs","reply":99,"up":true}"#))
+        .unwrap_err();
+    assert!(!text(&err).is_empty());
+    let err = engine.set_config("{not json".into()).unwrap_err();
+    assert!(text(&err).starts_with("settings"), "{}", text(&err));
+    let before = engine.config().unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&before).unwrap();
+    cfg["ppo"]["lr"] = (-1.0).into();
+    let err = engine.set_config(cfg.to_string()).unwrap_err();
+    assert!(text(&err).contains("ppo.lr"), "{}", text(&err));
+    assert_eq!(
+        engine.config().unwrap(),
+        before,
+        "a refused setting changes nothing"
+    );
+    let err = JsFuture::from(engine.generate("   ".into(), 2))
+        .await
+        .unwrap_err();
+    assert!(!text(&err).is_empty());
+    assert_eq!(num(&engine.status().unwrap(), "queued"), 0.0);
+}
+
+/// WebGPU (SwiftShader in CI: correct but slow), so a tiny model with the real tokenizer: the
+/// same kernels run (embedding, attention, MLP, AdamW, readback) at a size software rendering
+/// finishes in seconds.
+#[wasm_bindgen_test]
+async fn webgpu_generate_and_update() {
+    let gpu = get(&get(&js_sys::global(), "navigator"), "gpu");
+    assert!(
+        !gpu.is_undefined(),
+        "this browser has no navigator.gpu; run Chromium with --enable-unsafe-webgpu"
+    );
+    let config = GptConfig::new()
+        .with_d_model(32)
+        .with_n_layer(2)
+        .with_n_head(2);
+    let model = config.init(&burn::tensor::Device::flex());
+    let weights = checkpoint::to_bytes(&model, false).unwrap();
+    let mut meta: ModelMeta = serde_json::from_str(BUNDLED_META).unwrap();
+    meta.config = config;
+    let engine = Engine::create(
+        "webgpu".into(),
+        BUNDLED_JSON.into(),
+        serde_json::to_string(&meta).unwrap(),
+        weights,
+    )
+    .await
+    .expect("WebGPU starts and loads the model");
+    assert_eq!(engine.backend(), "webgpu");
+    let mut cfg: serde_json::Value = serde_json::from_str(&engine.config().unwrap()).unwrap();
+    cfg["sft"]["steps"] = 1.into();
+    cfg["reward"]["steps"] = 1.into();
+    cfg["ppo"]["batch_size"] = 2.into();
+    cfg["ppo"]["minibatch_size"] = 2.into();
+    cfg["ppo"]["epochs"] = 1.into();
+    cfg["ppo"]["max_new_tokens"] = 6.into();
+    cfg["sample"]["max_new_tokens"] = 6.into();
+    cfg["report_samples"] = 1.into();
+    engine.set_config(cfg.to_string()).expect("valid settings");
+
+    let replies = Array::from(
+        &JsFuture::from(engine.generate("what is 3 plus 4?".into(), 2))
+            .await
+            .expect("replies on WebGPU"),
+    );
+    assert_eq!(replies.length(), 2);
+    let reply = num(&replies.get(0), "reply");
+    engine
+        .record(feedback(&format!(
+            r#"{{"kind":"stars","reply":{reply},"stars":5}}"#
+        )))
+        .unwrap();
+    let events = run_update(&engine).await;
+    let st = stages(&events);
+    assert!(
+        st.iter().any(|(s, skipped)| s == "ppo" && !skipped),
+        "PPO ran on WebGPU: {st:?}"
+    );
+    let done = events.last().unwrap();
+    let ppo = Array::from(&get(done, "stages")).get(2);
+    let loss = num(&get(&ppo, "metrics"), "loss/value_avg");
+    assert!(loss.is_finite(), "loss/value_avg = {loss}");
+}
