@@ -4,12 +4,15 @@
 import { Charts } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
-const worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+let worker = null;
 const pending = new Map();
 let nextId = 1;
 const state = {
   ready: false, backend: "cpu", config: null, cards: [], prompt: "", compareFirst: null,
-  autopilot: null, ratings: 0, charts: null, lastStages: {},
+  autopilot: null, ratings: 0, charts: null, lastStages: {}, crashed: false,
+  // One entry per finished update: {ratings, millis, stages: {sft, reward, ppo, samples}}
+  // in milliseconds (scripts/bench_page.mjs reads it).
+  timings: [],
 };
 // Visible to end-to-end tests and curious visitors (read-only use).
 window.playground = state;
@@ -30,7 +33,49 @@ function notice(text, kind = "error") {
   if (text && kind !== "error") setTimeout(() => { if (el.textContent === text) el.hidden = true; }, 6000);
 }
 
-worker.onmessage = (e) => {
+function startWorker() {
+  worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  worker.onmessage = onWorkerMessage;
+  worker.onerror = (e) => crashed(e.message || "unknown error");
+}
+
+// The engine trapped (a WebAssembly RuntimeError: the GPU device was lost, memory ran out, a
+// bug): its state cannot be trusted any more, so every waiting call fails and the person is
+// offered a fresh engine.
+function crashed(why) {
+  if (state.crashed) return;
+  state.crashed = true;
+  state.ready = false;
+  setEnabled(false);
+  if (state.autopilot) state.autopilot.stop = true;
+  for (const p of pending.values()) p.reject(new Error("the engine stopped"));
+  pending.clear();
+  const el = $("notice");
+  const restart = document.createElement("button");
+  restart.className = "primary";
+  restart.textContent = "Restart on the CPU";
+  restart.addEventListener("click", restartEngine);
+  el.replaceChildren(
+    `Pip's engine stopped (${why}). This can happen when the GPU is reset or the tab runs out of memory. ` +
+    "Restart loads the base model again on the CPU; the ratings given so far are not kept. ",
+    restart,
+  );
+  el.dataset.kind = "error";
+  el.hidden = false;
+  restart.focus();
+}
+
+async function restartEngine() {
+  worker.terminate();
+  state.crashed = false;
+  notice("");
+  clearSession();
+  startWorker();
+  await load("cpu");
+  if (state.ready && $("prompt").value.trim()) await generate($("prompt").value);
+}
+
+function onWorkerMessage(e) {
   const msg = e.data;
   if (msg.id && pending.has(msg.id)) {
     const p = pending.get(msg.id);
@@ -45,11 +90,12 @@ worker.onmessage = (e) => {
     onEvent(msg.event);
   } else if (msg.type === "status") {
     showStatus(msg.status);
+  } else if (msg.type === "crashed") {
+    crashed(msg.error);
   } else if (msg.type === "error") {
     notice(`Training stopped: ${msg.error}`);
   }
-};
-worker.onerror = (e) => notice(`The engine failed: ${e.message || "unknown error"}. Reload the page to start again.`);
+}
 
 // ---------------------------------------------------------------- loading and backends
 
@@ -254,6 +300,10 @@ function onEvent(ev) {
     state.charts.add(ev.ratings, stages);
     state.lastStages = {};
     state.lastReport = ev;
+    state.timings.push({
+      ratings: ev.ratings, millis: ev.millis,
+      stages: Object.fromEntries(ev.stages.map((s) => [s.stage, s.millis])),
+    });
     renderTokens(ev.samples);
     document.querySelectorAll(".stage").forEach((s) => s.classList.remove("active"));
   }
@@ -288,9 +338,10 @@ function renderTokens(samples) {
       const a = Math.min(1, Math.abs(d) / 2) * 0.75;
       span.style.background = d >= 0 ? `rgba(22, 163, 74, ${a})` : `rgba(220, 38, 38, ${a})`;
       const ratio = Math.exp(d);
-      span.title = `"${t.text}": log p now ${t.logprob.toFixed(2)}, base ${t.ref_logprob.toFixed(2)} ` +
+      span.dataset.tip = `"${t.text}": log p now ${t.logprob.toFixed(2)}, base ${t.ref_logprob.toFixed(2)} ` +
         `(${ratio >= 1 ? ratio.toFixed(1) + "× more" : (1 / ratio).toFixed(1) + "× less"} likely)`;
       span.tabIndex = 0;
+      span.setAttribute("aria-label", span.dataset.tip);
       line.append(span);
     }
     const r = document.createElement("span");
@@ -431,20 +482,27 @@ async function applySettings() {
   }
 }
 
+// Empties everything drawn from the session: charts, cards, token view, pipeline strip.
+function clearSession() {
+  state.ratings = 0;
+  state.charts.clear();
+  state.timings = [];
+  state.cards = [];
+  renderCards();
+  renderTokens([]);
+  $("token-view").textContent = "No update yet.";
+  document.querySelectorAll(".stage").forEach((s) => {
+    s.classList.remove("active", "done", "skipped");
+    s.querySelector(".stage-bar div").style.width = "0%";
+    s.querySelector(".stage-info").textContent = "waiting";
+  });
+}
+
 async function reset() {
   if (state.autopilot) state.autopilot.stop = true;
   try {
     state.config = JSON.parse(await call("reset"));
-    state.charts.clear();
-    state.cards = [];
-    renderCards();
-    renderTokens([]);
-    $("token-view").textContent = "No update yet.";
-    document.querySelectorAll(".stage").forEach((s) => {
-      s.classList.remove("active", "done", "skipped");
-      s.querySelector(".stage-bar div").style.width = "0%";
-      s.querySelector(".stage-info").textContent = "waiting";
-    });
+    clearSession();
     notice("Pip is back to the base model.", "info");
   } catch (err) {
     notice(err.message);
@@ -454,6 +512,7 @@ async function reset() {
 // ---------------------------------------------------------------- start
 
 async function main() {
+  startWorker();
   state.charts = new Charts($("charts"));
   state.presetsQueue = [];
   const presets = [

@@ -57,7 +57,7 @@ export class Charts {
       const info = document.createElement("span");
       info.className = "info";
       info.textContent = "?";
-      info.title = c.help;
+      info.dataset.tip = c.help;
       info.tabIndex = 0;
       info.setAttribute("aria-label", c.help);
       cap.append(info);
@@ -71,8 +71,10 @@ export class Charts {
         cursor: { show: true },
         scales: { x: { time: false }, ...(c.percent ? { y: { range: [0, 1] } } : {}) },
         axes: [
-          { label: "ratings", size: 36, labelSize: 14, stroke: "#475569", grid: { stroke: "#e2e8f0" } },
-          { size: 46, stroke: "#475569", grid: { stroke: "#e2e8f0" },
+          // Whole ratings only on the x axis (no "0.5 ratings" ticks while there are few points).
+          { label: "ratings", size: 36, labelSize: 14, stroke: "#475569", grid: { stroke: "#e2e8f0" },
+            incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] },
+          { size: 54, stroke: "#475569", grid: { stroke: "#e2e8f0" },
             values: c.percent ? (u, v) => v.map((x) => `${Math.round(x * 100)}%`) : undefined },
         ],
         series: [{ label: "ratings" }, ...c.series.map((s, i) => ({

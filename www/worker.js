@@ -24,6 +24,14 @@ function post(msg) {
   self.postMessage(msg);
 }
 
+// A trap inside the wasm module (WebGPU device lost, out of memory, a bug) leaves the engine
+// unusable; the page offers a fresh one.
+function trapped(err) {
+  if (!(err instanceof WebAssembly.RuntimeError)) return false;
+  post({ type: "crashed", error: String(err.message || err) });
+  return true;
+}
+
 async function fetchAsset(url, kind, onProgress) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`could not load ${url}: ${res.status}`);
@@ -65,7 +73,7 @@ function pump() {
     if (event) setTimeout(next, 0); else pumping = false;
   }, (err) => {
     pumping = false;
-    post({ type: "error", error: String(err) });
+    if (!trapped(err)) post({ type: "error", error: String(err) });
   });
   next();
 }
@@ -129,6 +137,9 @@ self.onmessage = (e) => {
   }
   enqueue(() => handler(msg)).then(
     (result) => post({ id: msg.id, ok: true, result }),
-    (err) => post({ id: msg.id, ok: false, error: String(err && err.message ? err.message : err) }),
+    (err) => {
+      trapped(err);
+      post({ id: msg.id, ok: false, error: String(err && err.message ? err.message : err) });
+    },
   );
 };

@@ -3,12 +3,16 @@
 // that every stage reports, the policy changed, charts have points, the console stayed clean
 // and no request left 127.0.0.1. Screenshots go to tests/artifacts/.
 // Usage: node tests/e2e/page.mjs [cpu|webgpu]   (the page must be served on 127.0.0.1:8080)
+// On WebGPU (SwiftShader in CI: software rendering, minutes per update with the real model) it
+// first lightens the update through the Settings panel, then checks one thumbs up end to end.
 import { chromium } from "playwright-core";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const backend = process.argv[2] || "cpu";
+const gpu = backend === "webgpu";
+const slow = gpu ? 900000 : 120000;
 const url = process.env.PAGE_URL || "http://127.0.0.1:8080/";
 const out = new URL("../artifacts/", import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
@@ -33,36 +37,84 @@ page.on("worker", (w) => w.on("console", (m) => { if (m.type() === "error") erro
 
 const t0 = Date.now();
 await page.goto(`${url}?backend=${backend}`);
-await page.waitForFunction(() => window.playground && window.playground.ready, null, { timeout: 120000 });
-await page.waitForFunction(() => document.querySelectorAll(".reply-card").length === 4, null, { timeout: 120000 });
+await page.waitForFunction(() => window.playground && window.playground.ready, null, { timeout: slow });
+await page.waitForFunction(() => document.querySelectorAll(".reply-card").length === 4, null, { timeout: slow });
 const firstReply = (Date.now() - t0) / 1000;
 console.log(`first replies after ${firstReply.toFixed(1)} s on ${await page.textContent("#backend")}`);
-check(firstReply < 120, "replies appear");
+check(true, "replies appear");
+check(await page.$eval("#backend", (el) => el.dataset.backend) === backend, `the page runs on ${backend}`);
 await page.screenshot({ path: `${out}/page-${backend}-start.png`, fullPage: false });
 
 const done = () => page.evaluate(() => window.playground.status && window.playground.status.queued === 0 && !window.playground.status.updating);
 async function waitDone(ratings) {
-  await page.waitForFunction((n) => window.playground.ratings >= n && window.playground.status.queued === 0 && !window.playground.status.updating, ratings, { timeout: 300000 });
+  await page.waitForFunction((n) => window.playground.ratings >= n && window.playground.status.queued === 0 && !window.playground.status.updating, ratings, { timeout: gpu ? 1200000 : 300000 });
 }
-// Thumbs up on reply A, then stars, a pair and a demonstration.
+if (gpu) {
+  // A lighter update, set the way a person would: through the Settings panel.
+  for (const [path, v] of [["ppo.batch_size", 2], ["ppo.epochs", 1], ["reward.steps", 1], ["sft.steps", 1]]) {
+    await page.fill(`#settings input[data-path='${path}']`, String(v));
+  }
+  await page.click("#apply-settings");
+  await page.waitForFunction(() => window.playground.config.ppo.batch_size === 2, null, { timeout: 60000 });
+}
+// Thumbs up on reply A, then (on the CPU) stars, a pair and a demonstration.
 await page.click(".reply-card:nth-child(1) button[aria-label^='Thumbs up']");
 await waitDone(1);
 const stages = await page.$$eval(".stage", (els) => els.map((e) => [e.dataset.stage, e.className, e.querySelector(".stage-info").textContent]));
 console.log(stages);
 check(stages.every(([, cls]) => /done|skipped/.test(cls)), "every stage reports after a thumbs up");
 check(stages.find(([s]) => s === "ppo")[1].includes("done"), "PPO ran");
-await page.click(".reply-card:nth-child(2) button[aria-label^='4 stars']");
-await page.click(".reply-card:nth-child(1) button.compare");
-await page.click(".reply-card:nth-child(3) button.compare");
-await page.click(".reply-card:nth-child(4) button.write");
-await page.fill(".reply-card:nth-child(4) textarea", "Sure, happy to help. 3 plus 4 is 7.");
-await page.click(".reply-card:nth-child(4) button.primary");
-await waitDone(4);
+if (!gpu) {
+  await page.click(".reply-card:nth-child(2) button[aria-label^='4 stars']");
+  await page.click(".reply-card:nth-child(1) button.compare");
+  await page.click(".reply-card:nth-child(3) button.compare");
+  await page.click(".reply-card:nth-child(4) button.write");
+  await page.fill(".reply-card:nth-child(4) textarea", "Sure, happy to help. 3 plus 4 is 7.");
+  await page.click(".reply-card:nth-child(4) button.primary");
+  await waitDone(4);
+}
 const points = await page.evaluate(() => ({ kl: window.playground.charts.points("kl"), acc: window.playground.charts.points("accuracy") }));
-check(points.kl >= 3, `charts have points (${JSON.stringify(points)})`);
+check(points.kl >= (gpu ? 1 : 3), `charts have points (${JSON.stringify(points)})`);
 const changed = await page.evaluate(() => window.playground.lastReport.samples.some((s) => s.tokens.some((t) => t.logprob !== t.ref_logprob)));
 check(changed, "the policy's log-probs differ from the reference's");
 await page.screenshot({ path: `${out}/page-${backend}-trained.png`, fullPage: true });
+
+// Autopilot, the classroom mode: from the base model again, the polite rater gives thumbs
+// for 4 rounds (16 ratings); the thumbs-up rate the page charts (the rater's verdict on each
+// update's fresh PPO replies) must rise.
+if (!gpu && !process.env.SKIP_AUTOPILOT) {
+  await page.click("#reset");
+  await page.waitForFunction(() => window.playground.charts.points("kl") === 0, null, { timeout: 60000 });
+  await page.selectOption("#auto-rater", "polite");
+  await page.selectOption("#auto-kind", "thumbs");
+  await page.$eval("#auto-speed", (el) => { el.value = "0"; el.dispatchEvent(new Event("input")); });
+  const ta = Date.now();
+  await page.click("#auto-start");
+  await page.waitForFunction(() => window.playground.ratings >= 16, null, { timeout: 600000 });
+  await page.click("#auto-stop");
+  await page.waitForFunction(() => window.playground.autopilot === null, null, { timeout: 300000 });
+  await waitDone(16);
+  const rates = await page.evaluate(() => window.playground.charts.data.rater[0]);
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const first = mean(rates.slice(0, 4));
+  const last = mean(rates.slice(-4));
+  console.log(`autopilot: ${rates.length} updates in ${((Date.now() - ta) / 1000).toFixed(0)} s; ` +
+    `rater's thumbs-up rate ${rates.map((r) => Math.round(100 * r)).join(" ")} %`);
+  check(rates.length >= 16, `the rater chart has a point per update (${rates.length})`);
+  check(last >= first + 0.15, `autopilot raises the polite rate the page shows (first 4 updates ${Math.round(100 * first)}%, last 4 ${Math.round(100 * last)}%)`);
+  await page.screenshot({ path: `${out}/page-${backend}-autopilot.png`, fullPage: true });
+}
+// Recovery when the engine traps (e.g. the GPU device is lost): the worker reports it, the
+// page says so and offers a restart on the CPU, after which replies come back.
+if (!gpu) {
+  await page.workers()[0].evaluate(() => self.postMessage({ type: "crashed", error: "RuntimeError: simulated trap" }));
+  await page.waitForSelector("#notice:not([hidden]) button", { timeout: 10000 });
+  const said = await page.textContent("#notice");
+  check(/engine stopped/.test(said) && (await page.isDisabled("#generate")), "a trapped engine is reported and the controls wait");
+  await page.click("#notice button");
+  await page.waitForFunction(() => window.playground.ready && document.querySelectorAll(".reply-card").length === 4, null, { timeout: slow });
+  check(await page.evaluate(() => window.playground.charts.points("kl") === 0 && window.playground.backend === "cpu"), "Restart brings a fresh engine on the CPU");
+}
 check(errors.length === 0, `no console errors (${errors.join(" | ")})`);
 check(foreign.length === 0, `no request leaves 127.0.0.1 (${foreign.join(" ")})`);
 await browser.close();

@@ -1,0 +1,79 @@
+// The page's own benchmark, in Debian's headless Chromium (playwright-core): the wasm module's
+// size, the time from opening the page to the first replies, and full RLHF updates timed the
+// way `rlhf-playground bench` times them natively (default settings, after 20 ratings from
+// the polite rater, the first a demonstration; the median of the next 5 updates). Prints one
+// JSON object; with --native it also runs the native benchmark and gives the ratio.
+// Usage: scripts/build_web.sh && node scripts/bench_page.mjs [cpu|webgpu] [--native]
+import { chromium } from "playwright-core";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const backend = process.argv.includes("webgpu") ? "webgpu" : "cpu";
+const history = 20;
+const timed = 5;
+
+const wasm = readFileSync(join(root, "pkg/rlhf_playground_bg.wasm"));
+const port = 20000 + Math.floor(Math.random() * 20000);
+const server = spawn("node", [join(root, "scripts/serve.mjs")], { env: { ...process.env, PORT: String(port) }, stdio: "ignore" });
+await new Promise((r) => setTimeout(r, 700));
+
+const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "rlhf-bench-")), {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1366, height: 768 },
+  args: ["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu"],
+});
+try {
+  const page = browser.pages()[0] || await browser.newPage();
+  const t0 = Date.now();
+  await page.goto(`http://127.0.0.1:${port}/?backend=${backend}`);
+  await page.waitForFunction(() => window.playground && window.playground.ready, null, { timeout: 600000 });
+  const ready = (Date.now() - t0) / 1000;
+  await page.waitForFunction(() => document.querySelectorAll(".reply-card").length === 4, null, { timeout: 600000 });
+  const firstReply = (Date.now() - t0) / 1000;
+
+  // History: one demonstration, then the polite rater's thumbs (autopilot, no pause).
+  await page.click(".reply-card:nth-child(1) button.write");
+  await page.fill(".reply-card:nth-child(1) textarea", "Sure, happy to help. 3 plus 4 is 7.");
+  await page.click(".reply-card:nth-child(1) button.primary");
+  await page.waitForFunction(() => window.playground.timings.length >= 1, null, { timeout: 600000 });
+  await page.selectOption("#auto-rater", "polite");
+  await page.selectOption("#auto-kind", "thumbs");
+  await page.$eval("#auto-speed", (el) => { el.value = "0"; el.dispatchEvent(new Event("input")); });
+  await page.click("#auto-start");
+  await page.waitForFunction((n) => window.playground.timings.length >= n, history + timed, { timeout: 1800000 });
+  await page.click("#auto-stop");
+  const timings = await page.evaluate(() => window.playground.timings);
+  const rows = timings.filter((t) => t.ratings > history).slice(0, timed);
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const col = (f) => Math.round(median(rows.map(f)));
+  const out = {
+    backend,
+    browser: await page.evaluate(() => navigator.userAgent.match(/Chrome\/[\d.]+/)[0]),
+    wasm_bytes: wasm.length,
+    wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length,
+    ready_s: ready,
+    first_reply_s: firstReply,
+    update: {
+      after_ratings: history, updates: rows.length,
+      total_ms: col((t) => t.millis), sft_ms: col((t) => t.stages.sft || 0),
+      reward_ms: col((t) => t.stages.reward || 0), ppo_ms: col((t) => t.stages.ppo || 0),
+      samples_ms: col((t) => t.stages.samples || 0),
+    },
+  };
+  if (process.argv.includes("--native")) {
+    const bin = join(root, "target/release/rlhf-playground");
+    const native = JSON.parse(execFileSync(bin, ["bench", "--steps", "1", "--updates", String(timed), "--json"]).toString());
+    out.native_update_ms = Math.round(native.update.total_ms);
+    out.browser_native_ratio = Number((out.update.total_ms / native.update.total_ms).toFixed(2));
+  }
+  console.log(JSON.stringify(out));
+} finally {
+  await browser.close();
+  server.kill();
+}
