@@ -63,7 +63,8 @@ try {
       after_ratings: history, updates: rows.length,
       total_ms: col((t) => t.millis), sft_ms: col((t) => t.stages.sft || 0),
       reward_ms: col((t) => t.stages.reward || 0), ppo_ms: col((t) => t.stages.ppo || 0),
-      samples_ms: col((t) => t.stages.samples || 0),
+      // The fresh samples and per-token log-probs after PPO, and the worker's messaging.
+      other_ms: col((t) => t.millis - (t.stages.sft || 0) - (t.stages.reward || 0) - (t.stages.ppo || 0)),
     },
   };
   if (process.argv.includes("--native")) {

@@ -30,6 +30,11 @@ trap 'kill $server 2>/dev/null' EXIT
 sleep 1
 echo "==> node tests/e2e/page.mjs cpu"
 PAGE_URL="http://127.0.0.1:$port/" node tests/e2e/page.mjs cpu
+# The same page on WebGPU. Headless Chromium's adapter is SwiftShader (software), so the real
+# model takes minutes: about 2 minutes to the first replies and 5-7 in all on this 2-core
+# machine, with a lighter update set through the Settings panel.
+echo "==> node tests/e2e/page.mjs webgpu"
+PAGE_URL="http://127.0.0.1:$port/" node tests/e2e/page.mjs webgpu
 
 # The wasm API itself (tests/web.rs) in headless Chromium, on flex and on WebGPU (SwiftShader):
 # wasm-bindgen-test-runner (installed with wasm-bindgen-cli above) serves the test module and

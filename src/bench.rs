@@ -217,19 +217,22 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Runs the benchmark: `steps` timed training steps of `batch` × `len` tokens after 2 warm-up
-/// steps, sampling 4 replies of up to 48 tokens, and `updates` full RLHF updates after 20
-/// ratings under the session settings `session` (see [`update`]).
+/// Tokens per sequence in the timed training steps (the CLI's figure; context permitting).
+pub const TRAIN_LEN: usize = 64;
+
+/// Runs the benchmark: `steps` timed training steps of `batch` × [`TRAIN_LEN`] tokens after 2
+/// warm-up steps, sampling 4 replies of up to 48 tokens, and `updates` full RLHF updates after
+/// 20 ratings under the session settings `session` (see [`update`]).
 pub fn run(
     cfg: &GptConfig,
     batch: usize,
-    len: usize,
     steps: usize,
     updates: usize,
     session: crate::session::SessionConfig,
     device: &Device,
     device_name: &str,
 ) -> BenchReport {
+    let len = TRAIN_LEN;
     let mut trainer = TrainStep::new(cfg, batch, len, device);
     trainer.step();
     trainer.step();

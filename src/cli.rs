@@ -687,7 +687,6 @@ fn run(cli: &Cli) -> Result<(), String> {
             let r = bench::run(
                 &GptConfig::new(),
                 *batch,
-                64,
                 *steps,
                 *updates,
                 session,
