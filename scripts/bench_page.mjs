@@ -4,6 +4,8 @@
 // the polite rater, the first a demonstration; the median of the next 5 updates). Prints one
 // JSON object; with --native it also runs the native benchmark and gives the ratio.
 // Usage: scripts/build_web.sh && node scripts/bench_page.mjs [cpu|webgpu] [--native]
+//        [--set PATH=VALUE ...]  (a setting from the page's Settings panel, e.g. reward.steps=6;
+//        passed to the native benchmark too)
 import { chromium } from "playwright-core";
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -15,6 +17,7 @@ const root = new URL("..", import.meta.url).pathname;
 const backend = process.argv.includes("webgpu") ? "webgpu" : "cpu";
 const history = 20;
 const timed = 5;
+const sets = process.argv.flatMap((a, i) => (process.argv[i - 1] === "--set" ? [a] : []));
 
 const wasm = readFileSync(join(root, "pkg/rlhf_playground_bg.wasm"));
 const port = 20000 + Math.floor(Math.random() * 20000);
@@ -37,6 +40,16 @@ try {
   await page.waitForFunction(() => document.querySelectorAll(".reply-card").length === 4, null, { timeout: 600000 });
   const firstReply = (Date.now() - t0) / 1000;
 
+  for (const kv of sets) {
+    const [path, value] = kv.split("=");
+    await page.fill(`#settings input[data-path='${path}']`, value);
+  }
+  if (sets.length) {
+    await page.click("#apply-settings");
+    await page.waitForTimeout(500);
+  }
+  const config = await page.evaluate(() => window.playground.config);
+
   // History: one demonstration, then the polite rater's thumbs (autopilot, no pause).
   await page.click(".reply-card:nth-child(1) button.write");
   await page.fill(".reply-card:nth-child(1) textarea", "Sure, happy to help. 3 plus 4 is 7.");
@@ -54,6 +67,7 @@ try {
   const col = (f) => Math.round(median(rows.map(f)));
   const out = {
     backend,
+    settings: sets,
     browser: await page.evaluate(() => navigator.userAgent.match(/Chrome\/[\d.]+/)[0]),
     wasm_bytes: wasm.length,
     wasm_gzip_bytes: gzipSync(wasm, { level: 9 }).length,
@@ -69,10 +83,11 @@ try {
   };
   if (process.argv.includes("--native")) {
     const bin = join(root, "target/release/rlhf-playground");
-    const native = JSON.parse(execFileSync(bin, ["bench", "--steps", "1", "--updates", String(timed), "--json"]).toString());
+    const native = JSON.parse(execFileSync(bin, ["bench", "--steps", "1", "--updates", String(timed), "--json", ...sets.flatMap((kv) => ["--set", kv])]).toString());
     out.native_update_ms = Math.round(native.update.total_ms);
     out.browser_native_ratio = Number((out.update.total_ms / native.update.total_ms).toFixed(2));
   }
+  out.config = config;
   console.log(JSON.stringify(out));
 } finally {
   await browser.close();

@@ -37,8 +37,9 @@ pub struct RewardConfig {
     /// labels in a handful of steps without overshooting).
     #[config(default = 1e-3)]
     pub lr: f64,
-    /// Optimiser steps per update.
-    #[config(default = 6)]
+    /// Optimiser steps per update. Measured (README, "Tuning"): 4 steps imitating top-rated
+    /// replies did as well as 6 (polite rater, thumbs: 90 ± 3%), and 4 cost a third less time.
+    #[config(default = 4)]
     pub steps: usize,
     /// Comparisons per step, drawn from all of them (all of them when there are fewer), with
     /// half as many pointwise targets. Each step costs the top block on at most 2.5x this many

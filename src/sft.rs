@@ -16,13 +16,14 @@ use burn::prelude::*;
 /// Settings of the SFT stage.
 #[derive(Config, Debug)]
 pub struct SftConfig {
-    /// AdamW learning rate: 1e-4, a thirtieth of pretraining's peak, so a few steps move the
-    /// policy without erasing the corpus. A starting point, to be tuned by measurement together
-    /// with the reward model and PPO (InstructGPT used 9.65e-6 on 175B parameters).
-    #[config(default = 1e-4)]
+    /// AdamW learning rate: 2e-4, a fifteenth of pretraining's peak, so a couple of steps move
+    /// the policy without erasing the corpus (InstructGPT used 9.65e-6 on 175B parameters).
+    /// Tuned together with `steps` (README, "Tuning"): 2 steps at 2e-4 did as well as 4 at 1e-4
+    /// for the polite rater (90 ± 3% against 92 ± 3%) in half the time.
+    #[config(default = 2e-4)]
     pub lr: f64,
     /// Optimiser steps per update (one rating = one update).
-    #[config(default = 4)]
+    #[config(default = 2)]
     pub steps: usize,
     /// Demonstrations per step, drawn with replacement from all collected so far (all of them
     /// when there are no more than this).

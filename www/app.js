@@ -136,6 +136,7 @@ function setEnabled(on) {
 async function generate(prompt) {
   prompt = prompt.trim();
   if (!prompt) { notice("Type a question for Pip first (or pick one of the examples)."); return; }
+  if (!state.ready) { if (!state.crashed) notice("Pip is still loading; try again in a moment.", "info"); return; }
   $("generate").disabled = true;
   try {
     const replies = await call("generate", { prompt, n: 4 });

@@ -274,3 +274,68 @@ fn feedback_given_during_an_update_queues_its_own_update() {
     assert_eq!(done, vec![(1, 1), (2, 2)]);
     assert_eq!(s.log.feedback.len(), 2);
 }
+
+#[test]
+fn top_rated_replies_are_imitated_only_when_enabled() {
+    let mut s = session(small());
+    let r: Vec<usize> = crate::block_on(s.generate("hello, who are you?", 4))
+        .unwrap()
+        .iter()
+        .map(|g| g.reply)
+        .collect();
+    // What SFT would train on if an update began now.
+    let demos = |s: &mut Session| s.begin().sft_data.len();
+    let give = |s: &mut Session, fb: Feedback| s.record(fb).unwrap();
+    give(
+        &mut s,
+        Feedback::Thumbs {
+            reply: r[0],
+            up: false,
+        },
+    );
+    give(
+        &mut s,
+        Feedback::Stars {
+            reply: r[1],
+            stars: 3,
+        },
+    );
+    give(
+        &mut s,
+        Feedback::Pair {
+            better: r[2],
+            worse: r[3],
+            tie: true,
+        },
+    );
+    assert_eq!(demos(&mut s), 0, "nothing rated highly yet");
+    give(
+        &mut s,
+        Feedback::Thumbs {
+            reply: r[0],
+            up: true,
+        },
+    );
+    give(
+        &mut s,
+        Feedback::Stars {
+            reply: r[1],
+            stars: 4,
+        },
+    );
+    give(
+        &mut s,
+        Feedback::Pair {
+            better: r[2],
+            worse: r[3],
+            tie: false,
+        },
+    );
+    assert_eq!(
+        demos(&mut s),
+        3,
+        "a thumbs up, 4 stars and a preferred reply"
+    );
+    s.cfg.sft_top_rated = false;
+    assert_eq!(demos(&mut s), 0, "off: only written demonstrations");
+}
