@@ -22,12 +22,16 @@ const rate = async (n) => {
     window.playground.status.queued === 0 && !window.playground.status.updating, n, { timeout: 300000 });
 };
 const cards = await page.$$eval(".reply-card .reply-text", (els) => els.map((e) => e.textContent));
-// Thumbs up for polite replies, down for the others: a person who likes politeness.
+// A person who likes politeness: thumbs up for polite replies and down for the others on
+// replies A-C, and a better answer written for reply D (so SFT has something to practise).
 const polite = /^(Sure, happy to help|What a lovely question|Thank you for asking|Of course)|(Hope that helps|Have a wonderful day|Thanks for chatting with me)[.!]/;
-for (let i = 0; i < cards.length; i++) {
+for (let i = 0; i < 3; i++) {
   const up = polite.test(cards[i]);
   await page.click(`.reply-card:nth-child(${i + 1}) button[aria-label^='Thumbs ${up ? "up" : "down"}']`);
 }
+await page.click(".reply-card:nth-child(4) button.write");
+await page.fill(".reply-card:nth-child(4) textarea", "Sure, happy to help. 3 plus 4 is 7. Have a wonderful day!");
+await page.click(".reply-card:nth-child(4) button.primary");
 await rate(4);
 await page.click("#ba-go");
 await page.waitForFunction(() => document.getElementById("ba-after").textContent !== "—", null, { timeout: 60000 });

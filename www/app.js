@@ -427,8 +427,9 @@ const SETTINGS = [
   ["ppo.batch_size", "PPO replies per update", "Fresh replies PPO writes and learns from per rating.", "number", 1],
   ["reward.lr", "Reward model learning rate", "Size of each reward-model step.", "number", 1e-4],
   ["reward.steps", "Reward model steps per rating", "How many times the reward model practises on your ratings per update.", "number", 1],
-  ["sft.lr", "SFT learning rate", "Size of each step on your written answers.", "number", 1e-5],
-  ["sft.steps", "SFT steps per rating", "How many times Pip practises your written answers per update.", "number", 1],
+  ["sft.lr", "SFT learning rate", "Size of each step on your written answers and best-rated replies.", "number", 1e-5],
+  ["sft.steps", "SFT steps per rating", "How many times Pip practises your written answers and best-rated replies per update.", "number", 1],
+  ["sft_top_rated", "Imitate best-rated replies", "SFT also practises replies you gave 👍, 4–5 ★ or preferred in a pair. Off = RLHF exactly as in InstructGPT (only written answers).", "checkbox"],
   ["sample.temperature", "Temperature", "Randomness of the replies you see: 0 = always the likeliest word.", "number", 0.1],
   ["seed", "Seed", "Makes a session repeatable; applies after Reset.", "number", 1],
 ];
