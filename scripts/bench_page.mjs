@@ -6,11 +6,10 @@
 // Usage: scripts/build_web.sh && node scripts/bench_page.mjs [cpu|webgpu] [--native]
 //        [--set PATH=VALUE ...]  (a setting from the page's Settings panel, e.g. reward.steps=6;
 //        passed to the native benchmark too)
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -24,13 +23,7 @@ const port = 20000 + Math.floor(Math.random() * 20000);
 const server = spawn("node", [join(root, "scripts/serve.mjs")], { env: { ...process.env, PORT: String(port) }, stdio: "ignore" });
 await new Promise((r) => setTimeout(r, 700));
 
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "rlhf-bench-")), {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1366, height: 768 },
-  args: ["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu"],
-});
+const browser = await launchChromium();
 try {
   const page = browser.pages()[0] || await browser.newPage();
   const t0 = Date.now();

@@ -1,19 +1,10 @@
 // Takes the README's screenshot (docs/page.png): the page at 1366x768 in Debian's headless
 // Chromium after a few ratings. Serve the page first (scripts/demo.sh, or node
 // scripts/serve.mjs after scripts/build_web.sh). Usage: node scripts/screenshot.mjs
-import { chromium } from "playwright-core";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launchChromium } from "./chromium.mjs";
 
 const url = process.env.PAGE_URL || "http://127.0.0.1:8080/";
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "rlhf-shot-")), {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1366, height: 768 },
-  args: ["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic"],
-});
+const browser = await launchChromium();
 const page = browser.pages()[0] || await browser.newPage();
 await page.goto(`${url}?backend=cpu`);
 await page.waitForFunction(() => document.querySelectorAll(".reply-card").length === 4, null, { timeout: 120000 });

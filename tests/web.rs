@@ -38,6 +38,17 @@ fn feedback(json: &str) -> JsValue {
     js_sys::JSON::parse(json).expect("valid JSON")
 }
 
+/// An engine on `backend` with the bundled tokenizer and base-model metadata.
+async fn create(backend: &str, weights: Vec<u8>) -> Result<Engine, JsValue> {
+    Engine::create(
+        backend.into(),
+        BUNDLED_JSON.into(),
+        BUNDLED_META.into(),
+        weights,
+    )
+    .await
+}
+
 /// Runs queued work slice by slice, as the worker does; returns every event, the last `done`.
 async fn run_update(engine: &Engine) -> Vec<JsValue> {
     let mut events = Vec::new();
@@ -64,14 +75,9 @@ fn stages(events: &[JsValue]) -> Vec<(String, bool)> {
 
 #[wasm_bindgen_test]
 async fn flex_generate_rate_and_update() {
-    let engine = Engine::create(
-        "cpu".into(),
-        BUNDLED_JSON.into(),
-        BUNDLED_META.into(),
-        BUNDLED_WEIGHTS.to_vec(),
-    )
-    .await
-    .expect("the engine loads the base model");
+    let engine = create("cpu", BUNDLED_WEIGHTS.to_vec())
+        .await
+        .expect("the engine loads the base model");
     assert_eq!(engine.backend(), "cpu");
     // A lighter update than the page's default keeps the test quick; the stages are the same.
     let cfg: serde_json::Value = serde_json::from_str(&engine.config().unwrap()).unwrap();
@@ -125,35 +131,18 @@ async fn flex_generate_rate_and_update() {
 
 #[wasm_bindgen_test]
 async fn bad_input_gets_a_clear_message() {
-    let err = Engine::create(
-        "quantum".into(),
-        BUNDLED_JSON.into(),
-        BUNDLED_META.into(),
-        Vec::new(),
-    )
-    .await
-    .err()
-    .expect("an unknown backend is refused");
+    let err = create("quantum", Vec::new())
+        .await
+        .err()
+        .expect("an unknown backend is refused");
     assert!(text(&err).contains("unknown backend"), "{}", text(&err));
-    let err = Engine::create(
-        "cpu".into(),
-        BUNDLED_JSON.into(),
-        BUNDLED_META.into(),
-        vec![1, 2, 3],
-    )
-    .await
-    .err()
-    .expect("corrupt weights are refused");
+    let err = create("cpu", vec![1, 2, 3])
+        .await
+        .err()
+        .expect("corrupt weights are refused");
     assert!(text(&err).contains("weights"), "{}", text(&err));
 
-    let engine = Engine::create(
-        "cpu".into(),
-        BUNDLED_JSON.into(),
-        BUNDLED_META.into(),
-        BUNDLED_WEIGHTS.to_vec(),
-    )
-    .await
-    .unwrap();
+    let engine = create("cpu", BUNDLED_WEIGHTS.to_vec()).await.unwrap();
     let err = engine.record(feedback(r#"{"kind":"hug"}"#)).unwrap_err();
     assert!(
         text(&err).contains("not a piece of feedback"),

@@ -5,9 +5,8 @@
 // Usage: node tests/e2e/page.mjs [cpu|webgpu]   (the page must be served on 127.0.0.1:8080)
 // On WebGPU (SwiftShader in CI: software rendering, minutes per update with the real model) it
 // first lightens the update through the Settings panel, then checks one thumbs up end to end.
-import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { launchChromium } from "../../scripts/chromium.mjs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 const backend = process.argv[2] || "cpu";
@@ -20,13 +19,7 @@ mkdirSync(out, { recursive: true });
 const failures = [];
 const check = (ok, what) => { if (!ok) failures.push(what); console.log(`${ok ? "ok  " : "FAIL"} ${what}`); };
 
-const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "rlhf-chrome-")), {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1366, height: 768 },
-  args: ["--headless", "--no-sandbox", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--enable-unsafe-webgpu"],
-});
+const browser = await launchChromium();
 const page = browser.pages()[0] || await browser.newPage();
 const errors = [];
 const foreign = [];
