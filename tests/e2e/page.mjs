@@ -108,6 +108,26 @@ if (!gpu) {
   await page.waitForFunction(() => window.playground.ready && document.querySelectorAll(".reply-card").length === 4, null, { timeout: slow });
   check(await page.evaluate(() => window.playground.charts.points("kl") === 0 && window.playground.backend === "cpu"), "Restart brings a fresh engine on the CPU");
 }
+
+// Keyboard only: type a prompt and press Enter, Tab to a thumbs-up button, press Enter.
+if (!gpu) {
+  await page.focus("#prompt");
+  await page.keyboard.press("Control+A");
+  await page.keyboard.type("what colour is the sky?");
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => window.playground.prompt === "what colour is the sky?" && document.querySelectorAll(".reply-card").length === 4, null, { timeout: slow });
+  let reached = false;
+  for (let i = 0; i < 60 && !reached; i++) {
+    await page.keyboard.press("Tab");
+    reached = await page.evaluate(() => (document.activeElement.getAttribute("aria-label") || "").startsWith("Thumbs up"));
+  }
+  check(reached, "Tab reaches a thumbs-up button");
+  if (reached) {
+    await page.keyboard.press("Enter");
+    await waitDone(1);
+    check(await page.evaluate(() => window.playground.status.version >= 1), "Enter on it rates and trains");
+  }
+}
 check(errors.length === 0, `no console errors (${errors.join(" | ")})`);
 check(foreign.length === 0, `no request leaves 127.0.0.1 (${foreign.join(" ")})`);
 await browser.close();
