@@ -237,6 +237,9 @@ pub struct Generated {
     /// Index in the log's replies (what feedback refers to).
     pub reply: usize,
     pub text: String,
+    /// The prompt was longer than the model reads, so only its end was used
+    /// ([`Session::prompt_ids`]); the page says so.
+    pub shortened: bool,
 }
 
 /// Where an update in flight has got to.
@@ -441,7 +444,9 @@ impl Session {
             return Err(FeedbackError(format!("ask for 1 to 16 replies, not {n}")).into());
         }
         let p = self.log.add_prompt(prompt)?;
-        let ids = vec![self.prompt_ids(prompt); n];
+        let prompt_ids = self.prompt_ids(prompt);
+        let shortened = prompt_ids.len() < self.tok.encode_prompt(prompt).len();
+        let ids = vec![prompt_ids; n];
         let out = generate(&self.policy(), &ids, &self.cfg.sample, &mut self.rng, true).await;
         let mut replies = Vec::new();
         for o in out {
@@ -451,6 +456,7 @@ impl Session {
                 prompt: p,
                 reply,
                 text,
+                shortened,
             });
         }
         Ok(replies)

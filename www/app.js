@@ -140,6 +140,9 @@ async function generate(prompt) {
   $("generate").disabled = true;
   try {
     const replies = await call("generate", { prompt, n: 4 });
+    if (replies.length && replies[0].shortened) {
+      notice("That question is longer than Pip can read (about 70 tokens), so Pip answered its last part only.", "info");
+    }
     state.prompt = prompt;
     state.cards = replies.map((r, i) => ({ ...r, label: "ABCD"[i], rated: [] }));
     state.compareFirst = null;

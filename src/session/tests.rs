@@ -339,3 +339,28 @@ fn top_rated_replies_are_imitated_only_when_enabled() {
     s.cfg.sft_top_rated = false;
     assert_eq!(demos(&mut s), 0, "off: only written demonstrations");
 }
+
+#[test]
+fn a_long_prompt_is_shortened_and_says_so() {
+    let mut s = session(small());
+    let short = crate::block_on(s.generate("what is 3 plus 4?", 1)).unwrap();
+    assert!(!short[0].shortened);
+    let long =
+        "please tell me about the sky and the sea and the stars ".repeat(20) + "what is 3 plus 4?";
+    assert!(long.len() < crate::feedback::MAX_TEXT_CHARS);
+    let out = crate::block_on(s.generate(&long, 2)).unwrap();
+    assert!(
+        out.iter().all(|g| g.shortened),
+        "a prompt beyond the context is shortened"
+    );
+    let ids = s.prompt_ids(&long);
+    assert!(ids.len() < s.tok.encode_prompt(&long).len());
+    assert!(
+        ids.len() + 24 <= s.reference.context(),
+        "room is left for the reply"
+    );
+    // The end of the prompt is what the model reads.
+    assert_eq!(*ids.last().unwrap(), crate::tokenizer::BOT);
+    let read = s.tok.decode(&ids[1..ids.len() - 1]);
+    assert!(read.ends_with("what is 3 plus 4?"), "{read:?}");
+}

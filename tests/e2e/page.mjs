@@ -128,6 +128,15 @@ if (!gpu) {
     check(await page.evaluate(() => window.playground.status.version >= 1), "Enter on it rates and trains");
   }
 }
+  // Bad prompts: empty is refused with a message; one longer than the model reads is answered
+  // from its end, and the page says so.
+  await page.fill("#prompt", "   ");
+  await page.click("#generate");
+  check(/Type a question/.test(await page.textContent("#notice")), "an empty prompt gets a message");
+  await page.fill("#prompt", "please tell me about the sky and the sea and the stars ".repeat(20) + "what is 3 plus 4?");
+  await page.click("#generate");
+  await page.waitForFunction(() => /longer than Pip can read/.test(document.getElementById("notice").textContent), null, { timeout: slow });
+  check(await page.evaluate(() => document.querySelectorAll(".reply-card").length === 4), "a long prompt is answered from its end, with a note");
 check(errors.length === 0, `no console errors (${errors.join(" | ")})`);
 check(foreign.length === 0, `no request leaves 127.0.0.1 (${foreign.join(" ")})`);
 await browser.close();
