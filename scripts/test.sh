@@ -31,7 +31,7 @@ sleep 1
 echo "==> node tests/e2e/page.mjs cpu"
 PAGE_URL="http://127.0.0.1:$port/" node tests/e2e/page.mjs cpu
 # The same page on WebGPU. Headless Chromium's adapter is SwiftShader (software), so the real
-# model takes minutes: about 2 minutes to the first replies and 5-7 in all on this 2-core
+# model takes minutes: 1.5-3 minutes to the first replies and 4-8 in all on this 2-core
 # machine, with a lighter update set through the Settings panel.
 echo "==> node tests/e2e/page.mjs webgpu"
 PAGE_URL="http://127.0.0.1:$port/" node tests/e2e/page.mjs webgpu
