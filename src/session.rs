@@ -421,16 +421,21 @@ impl Session {
     /// `<|user|> prompt <|bot|>`, shortened from the front when it would leave fewer than 24
     /// tokens of room for the reply (the end of a long prompt is usually the question).
     pub fn prompt_ids(&self, prompt: &str) -> Vec<u32> {
+        self.fit_prompt(prompt).0
+    }
+
+    /// [`Session::prompt_ids`], and whether the prompt had to be shortened to fit.
+    fn fit_prompt(&self, prompt: &str) -> (Vec<u32>, bool) {
         let ids = self.tok.encode_prompt(prompt);
         let limit = self.reference.context().saturating_sub(24).max(8);
         if ids.len() <= limit {
-            return ids;
+            return (ids, false);
         }
         let body = &ids[1..ids.len() - 1];
         let mut out = vec![USER];
         out.extend_from_slice(&body[body.len() - (limit - 2)..]);
         out.push(BOT);
-        out
+        (out, true)
     }
 
     /// Samples `n` replies to `prompt` from the current policy and records them, so that
@@ -444,8 +449,7 @@ impl Session {
             return Err(FeedbackError(format!("ask for 1 to 16 replies, not {n}")).into());
         }
         let p = self.log.add_prompt(prompt)?;
-        let prompt_ids = self.prompt_ids(prompt);
-        let shortened = prompt_ids.len() < self.tok.encode_prompt(prompt).len();
+        let (prompt_ids, shortened) = self.fit_prompt(prompt);
         let ids = vec![prompt_ids; n];
         let out = generate(&self.policy(), &ids, &self.cfg.sample, &mut self.rng, true).await;
         let mut replies = Vec::new();

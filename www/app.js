@@ -10,7 +10,7 @@ let nextId = 1;
 const state = {
   ready: false, backend: "cpu", config: null, cards: [], prompt: "", compareFirst: null,
   autopilot: null, ratings: 0, charts: null, lastStages: {}, crashed: false,
-  // One entry per finished update: {ratings, millis, stages: {sft, reward, ppo, samples}}
+  // One entry per finished update: {ratings, millis, stages: {sft, reward, ppo}}
   // in milliseconds (scripts/bench_page.mjs reads it).
   timings: [],
 };
