@@ -120,6 +120,13 @@ pub struct Measure {
     /// Mean over replies of Σ_t log π(a_t) − log π_ref(a_t): a sampled estimate of KL(π ‖ π_ref)
     /// per reply, in nats.
     pub kl: f64,
+    /// Why the replies that are not well-formed fail, by reason (`empty`, `mixed_punctuation`,
+    /// `mixed_tone`, `no_answer`, `unknown_prompt`): replies counted.
+    #[serde(default)]
+    pub not_well_formed: std::collections::BTreeMap<String, usize>,
+    /// The first few replies that are not well-formed: (prompt, reply, reason).
+    #[serde(default)]
+    pub not_well_formed_examples: Vec<(String, String, String)>,
 }
 
 /// Samples one reply per prompt from `model` and measures it by `rater`'s taste, and its KL to
@@ -135,6 +142,8 @@ pub async fn measure(
 ) -> Result<Measure, RoundError> {
     let mut rng = Rng::new(seed);
     let (mut preferred, mut well_formed, mut score, mut kl) = (0usize, 0usize, 0.0, 0.0);
+    let mut not_well_formed = std::collections::BTreeMap::new();
+    let mut examples = Vec::new();
     let device = model
         .devices()
         .first()
@@ -162,7 +171,15 @@ pub async fn measure(
             let sc = rater.score(prompt, &text)?;
             score += sc;
             preferred += usize::from(thumbs(sc));
-            well_formed += usize::from(classify(&text, prompt).is_ok());
+            match classify(&text, prompt) {
+                Ok(_) => well_formed += 1,
+                Err(e) => {
+                    *not_well_formed.entry(e.kind().to_string()).or_insert(0) += 1;
+                    if examples.len() < 6 {
+                        examples.push((prompt.clone(), text.clone(), e.to_string()));
+                    }
+                }
+            }
             let start = ids[b].len();
             kl += (start - 1..s.len() - 1)
                 .map(|j| (lp[b * (t - 1) + j] - rp[b * (t - 1) + j]) as f64)
@@ -175,6 +192,8 @@ pub async fn measure(
         well_formed: well_formed as f64 / n,
         score: score / n,
         kl: kl / n,
+        not_well_formed,
+        not_well_formed_examples: examples,
     })
 }
 

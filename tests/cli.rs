@@ -183,6 +183,20 @@ fn simulate_runs_the_loop_and_reports_json() {
     }
     // Each row is an update: after the first, PPO has run and measured its KL.
     assert!(v["rows"][2]["kl"].as_f64().is_some(), "{}", v["rows"]);
+    // Every measured reply is either well-formed or counted under a reason, and the examples
+    // are some of the counted ones.
+    for m in [&v["base"], &v["tuned"]] {
+        let bad: u64 = m["not_well_formed"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{m}"))
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        let good = (m["well_formed"].as_f64().unwrap() * 20.0).round() as u64;
+        assert_eq!(good + bad, 20, "{m}");
+        let examples = m["not_well_formed_examples"].as_array().unwrap().len() as u64;
+        assert_eq!(examples, bad.min(6), "{m}");
+    }
     // A grader program and a regular expression stand in for the rater too.
     let (code, out, err) = cli(&[
         "simulate",

@@ -26,6 +26,19 @@ pub enum NotWellFormed {
     NoAnswer(String),
 }
 
+impl NotWellFormed {
+    /// A short name of the reason, without the reply's text (for counting).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotWellFormed::Empty => "empty",
+            NotWellFormed::MixedPunctuation => "mixed_punctuation",
+            NotWellFormed::MixedTone => "mixed_tone",
+            NotWellFormed::UnknownPrompt => "unknown_prompt",
+            NotWellFormed::NoAnswer(_) => "no_answer",
+        }
+    }
+}
+
 impl std::fmt::Display for NotWellFormed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
