@@ -308,6 +308,11 @@ impl Gpt {
             .reshape([b, t, v]) // [B, T, V]
     }
 
+    /// The scalar head itself (PPO gives it its own learning rate).
+    pub fn score_head(&self) -> &Linear {
+        &self.score_head
+    }
+
     /// The scalar head at every position `[B, T]`.
     pub fn scores(&self, hidden: Tensor<3>) -> Tensor<2> {
         self.score_head.forward(hidden).squeeze_dim(2) // [B, T, 1] -> [B, T]

@@ -105,6 +105,7 @@ impl SessionConfig {
         range("ppo.cliprange", p.cliprange, 0.01, 1.0)?;
         range("ppo.cliprange_value", p.cliprange_value, 0.01, 100.0)?;
         range("ppo.vf_coef", p.vf_coef, 0.0, 10.0)?;
+        range("ppo.value_lr", p.value_lr, 1e-7, 0.1)?;
         range("ppo.ent_coef", p.ent_coef, 0.0, 1.0)?;
         range("ppo.max_grad_norm", p.max_grad_norm, 1e-3, 1e3)?;
         range("ppo.init_kl_coef", p.init_kl_coef, 0.0, 10.0)?;
