@@ -219,3 +219,75 @@ fn the_first_minibatch_has_ratio_one_and_training_moves_the_policy() {
     assert!(kl[0] > 0.0 && kl[2] > 0.0, "{kl:?}");
     assert!(kl[1] < 0.0 && kl[3] < 0.0, "{kl:?}");
 }
+
+/// Log-probs of `exp`'s sequences and the value head's outputs under `policy`.
+fn logprobs_and_values(policy: &Gpt, exp: &Experience) -> (Vec<f32>, Vec<f32>) {
+    let device = policy.devices()[0].clone();
+    let batch = crate::model::Batch::right_padded(&exp.seqs, &device);
+    let hidden = policy.forward(&batch, None);
+    let values = crate::block_on(crate::read(policy.scores(hidden.clone())));
+    let logp = crate::block_on(crate::read(
+        policy.token_logprobs(hidden, batch.tokens.clone()),
+    ));
+    (logp, values)
+}
+
+#[test]
+fn the_value_loss_trains_only_the_value_head_unless_the_trunk_is_shared() {
+    let device = Device::flex().autodiff();
+    let tok = Tokenizer::bundled();
+    let (policy, _) = checkpoint::bundled(&device).unwrap();
+    let reference = policy.valid();
+    let (seqs, starts) = rollout(&reference, &tok);
+    let scores = vec![2.0, -2.0, 2.0, -2.0];
+    for shared in [false, true] {
+        let cfg = PpoConfig::new()
+            .with_minibatch_size(4)
+            .with_value_through_trunk(shared);
+        let mut exp = crate::block_on(make_experience(
+            &policy.valid(),
+            &reference,
+            seqs.clone(),
+            starts.clone(),
+            scores.clone(),
+            &scores,
+            0.2,
+            &cfg,
+        ));
+        // No advantage anywhere: the policy loss has no gradient, only the value loss does.
+        exp.advantages.iter_mut().for_each(|a| *a = 0.0);
+        let (logp_before, values_before) = logprobs_and_values(&policy.valid(), &exp);
+        // Two steps: the head starts at zero, so only from the second step on can a value error
+        // reach a shared trunk through it.
+        let mut optim = cfg.optimizer();
+        let mut after = policy.clone();
+        for _ in 0..2 {
+            let (p, stats) = crate::block_on(train_minibatch(
+                after,
+                &mut optim,
+                &exp,
+                &[0, 1, 2, 3],
+                &cfg,
+                &device,
+            ));
+            assert!(stats.v_loss > 0.0, "{stats:?}");
+            after = p;
+        }
+        let (logp_after, values_after) = logprobs_and_values(&after.valid(), &exp);
+        assert_ne!(
+            values_before, values_after,
+            "the value head learns (shared: {shared})"
+        );
+        if shared {
+            assert_ne!(
+                logp_before, logp_after,
+                "a shared trunk moves the language model"
+            );
+        } else {
+            assert_eq!(
+                logp_before, logp_after,
+                "a detached value head leaves it alone"
+            );
+        }
+    }
+}
