@@ -222,13 +222,8 @@ fn the_first_minibatch_has_ratio_one_and_training_moves_the_policy() {
 
 /// Log-probs of `exp`'s sequences and the value head's outputs under `policy`.
 fn logprobs_and_values(policy: &Gpt, exp: &Experience) -> (Vec<f32>, Vec<f32>) {
-    let device = policy.devices()[0].clone();
-    let batch = crate::model::Batch::right_padded(&exp.seqs, &device);
-    let hidden = policy.forward(&batch, None);
-    let values = crate::block_on(crate::read(policy.scores(hidden.clone())));
-    let logp = crate::block_on(crate::read(
-        policy.token_logprobs(hidden, batch.tokens.clone()),
-    ));
+    let batch = Batch::right_padded(&exp.seqs, &policy.devices()[0]);
+    let (logp, _, values) = crate::block_on(forward_stats(policy, &batch, true));
     (logp, values)
 }
 
