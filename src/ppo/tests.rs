@@ -161,25 +161,43 @@ fn kl_is_zero_when_the_policy_is_the_reference() {
     assert_eq!(m["objective/rlhf_reward"], m["objective/scores"]);
 }
 
-#[test]
-fn the_first_minibatch_has_ratio_one_and_training_moves_the_policy() {
+/// The bundled model on the autodiff device (to train), a frozen copy of it (the reference) and
+/// a rollout sampled from it.
+fn trainable() -> (Device, Gpt, Gpt, Vec<Vec<u32>>, Vec<usize>) {
     let device = Device::flex().autodiff();
-    let tok = Tokenizer::bundled();
     let (policy, _) = checkpoint::bundled(&device).unwrap();
     let reference = policy.valid();
-    let (seqs, starts) = rollout(&reference, &tok);
-    let scores = vec![2.0, -2.0, 2.0, -2.0];
-    let cfg = PpoConfig::new().with_minibatch_size(2).with_lr(1e-3);
-    let exp = crate::block_on(make_experience(
+    let (seqs, starts) = rollout(&reference, &Tokenizer::bundled());
+    (device, policy, reference, seqs, starts)
+}
+
+/// Experience of `seqs` under `policy` against `reference`, the scores used as they are, β 0.2.
+fn experience(
+    policy: &Gpt,
+    reference: &Gpt,
+    seqs: &[Vec<u32>],
+    starts: &[usize],
+    scores: &[f32],
+    cfg: &PpoConfig,
+) -> Experience {
+    crate::block_on(make_experience(
         &policy.valid(),
-        &reference,
-        seqs,
-        starts,
-        scores.clone(),
-        &scores,
+        reference,
+        seqs.to_vec(),
+        starts.to_vec(),
+        scores.to_vec(),
+        scores,
         0.2,
-        &cfg,
-    ));
+        cfg,
+    ))
+}
+
+#[test]
+fn the_first_minibatch_has_ratio_one_and_training_moves_the_policy() {
+    let (device, policy, reference, seqs, starts) = trainable();
+    let scores = [2.0, -2.0, 2.0, -2.0];
+    let cfg = PpoConfig::new().with_minibatch_size(2).with_lr(1e-3);
+    let exp = experience(&policy, &reference, &seqs, &starts, &scores, &cfg);
     let mut optim = cfg.optimizer();
     let mut policy = policy;
     let mut stats = Vec::new();
@@ -205,16 +223,7 @@ fn the_first_minibatch_has_ratio_one_and_training_moves_the_policy() {
     assert!(m["policy/approxkl_avg"] > 0.0);
     assert_eq!(m["val/num_skipped_minibatches"], 0.0);
     // The replies with positive advantage became more likely than before.
-    let after = crate::block_on(make_experience(
-        &policy.valid(),
-        &reference,
-        exp.seqs.clone(),
-        exp.starts.clone(),
-        scores.clone(),
-        &scores,
-        0.2,
-        &cfg,
-    ));
+    let after = experience(&policy, &reference, &seqs, &starts, &scores, &cfg);
     let kl = after.kl_per_reply();
     assert!(kl[0] > 0.0 && kl[2] > 0.0, "{kl:?}");
     assert!(kl[1] < 0.0 && kl[3] < 0.0, "{kl:?}");
@@ -229,26 +238,13 @@ fn logprobs_and_values(policy: &Gpt, exp: &Experience) -> (Vec<f32>, Vec<f32>) {
 
 #[test]
 fn the_value_loss_trains_only_the_value_head_unless_the_trunk_is_shared() {
-    let device = Device::flex().autodiff();
-    let tok = Tokenizer::bundled();
-    let (policy, _) = checkpoint::bundled(&device).unwrap();
-    let reference = policy.valid();
-    let (seqs, starts) = rollout(&reference, &tok);
-    let scores = vec![2.0, -2.0, 2.0, -2.0];
+    let (device, policy, reference, seqs, starts) = trainable();
+    let scores = [2.0, -2.0, 2.0, -2.0];
     for shared in [false, true] {
         let cfg = PpoConfig::new()
             .with_minibatch_size(4)
             .with_value_through_trunk(shared);
-        let mut exp = crate::block_on(make_experience(
-            &policy.valid(),
-            &reference,
-            seqs.clone(),
-            starts.clone(),
-            scores.clone(),
-            &scores,
-            0.2,
-            &cfg,
-        ));
+        let mut exp = experience(&policy, &reference, &seqs, &starts, &scores, &cfg);
         // No advantage anywhere: the policy loss has no gradient, only the value loss does.
         exp.advantages.iter_mut().for_each(|a| *a = 0.0);
         let (logp_before, values_before) = logprobs_and_values(&policy.valid(), &exp);
