@@ -127,6 +127,19 @@ pub struct Measure {
     /// The first few replies that are not well-formed: (prompt, reply, reason).
     #[serde(default)]
     pub not_well_formed_examples: Vec<(String, String, String)>,
+    /// The labels of the well-formed replies, counted: `tone/polite`, `truth/correct`,
+    /// `length/short`, `enthusiasm/emoji`, ..., and the truth within each prompt family
+    /// (`arithmetic/wrong`, `unknowable/unsure`, ...): where a rater's taste moved the model.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, usize>,
+}
+
+/// A label's name as serde writes it (`polite`, `small_talk`).
+fn label_name<T: Serialize>(label: &T) -> String {
+    match serde_json::to_value(label) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
 /// Samples one reply per prompt from `model` and measures it by `rater`'s taste, and its KL to
@@ -144,6 +157,7 @@ pub async fn measure(
     let (mut preferred, mut well_formed, mut score, mut kl) = (0usize, 0usize, 0.0, 0.0);
     let mut not_well_formed = std::collections::BTreeMap::new();
     let mut examples = Vec::new();
+    let mut labels = std::collections::BTreeMap::new();
     let device = model
         .devices()
         .first()
@@ -172,7 +186,18 @@ pub async fn measure(
             score += sc;
             preferred += usize::from(thumbs(sc));
             match classify(&text, prompt) {
-                Ok(_) => well_formed += 1,
+                Ok(l) => {
+                    well_formed += 1;
+                    for key in [
+                        format!("tone/{}", label_name(&l.tone)),
+                        format!("truth/{}", label_name(&l.truth)),
+                        format!("length/{}", label_name(&l.length)),
+                        format!("enthusiasm/{}", label_name(&l.enthusiasm)),
+                        format!("{}/{}", label_name(&l.family), label_name(&l.truth)),
+                    ] {
+                        *labels.entry(key).or_insert(0) += 1;
+                    }
+                }
                 Err(e) => {
                     *not_well_formed.entry(e.kind().to_string()).or_insert(0) += 1;
                     if examples.len() < 6 {
@@ -194,6 +219,7 @@ pub async fn measure(
         kl: kl / n,
         not_well_formed,
         not_well_formed_examples: examples,
+        labels,
     })
 }
 

@@ -196,7 +196,44 @@ fn simulate_runs_the_loop_and_reports_json() {
         assert_eq!(good + bad, 20, "{m}");
         let examples = m["not_well_formed_examples"].as_array().unwrap().len() as u64;
         assert_eq!(examples, bad.min(6), "{m}");
+        // Every well-formed reply has one label of each attribute, and one truth within its
+        // prompt's family.
+        let labels = m["labels"].as_object().unwrap_or_else(|| panic!("{m}"));
+        let count = |group: &dyn Fn(&str) -> bool| -> u64 {
+            labels
+                .iter()
+                .filter(|(k, _)| group(k))
+                .map(|(_, n)| n.as_u64().unwrap())
+                .sum()
+        };
+        for attribute in ["tone/", "truth/", "length/", "enthusiasm/"] {
+            assert_eq!(
+                count(&|k| k.starts_with(attribute)),
+                good,
+                "{attribute} {m}"
+            );
+        }
+        let families = [
+            "small_talk/",
+            "arithmetic/",
+            "facts/",
+            "unknowable/",
+            "creative/",
+            "advice/",
+        ];
+        assert_eq!(
+            count(&|k| families.iter().any(|f| k.starts_with(f))),
+            good,
+            "{m}"
+        );
     }
+    // The short rater likes exactly the well-formed short replies.
+    let short = v["tuned"]["labels"]["length/short"].as_u64().unwrap_or(0);
+    assert_eq!(
+        (v["tuned_rate"].as_f64().unwrap() * 20.0).round() as u64,
+        short,
+        "{v}"
+    );
     // A grader program and a regular expression stand in for the rater too.
     let (code, out, err) = cli(&[
         "simulate",
