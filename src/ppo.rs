@@ -90,8 +90,11 @@ pub struct PpoConfig {
     /// Adapt β towards `kl_target` (Ziegler et al. 2019); off keeps β fixed.
     #[config(default = true)]
     pub adaptive_kl: bool,
-    /// Target KL per reply, in nats (TRL `target` = 6).
-    #[config(default = 6.0)]
+    /// Target KL per reply, in nats. TRL's `target` is 6; measured here (README, "The RLHF
+    /// loop"), 3 kept long sessions well-formed where a rater's taste cannot be learnt (after
+    /// 160 truthful ratings 79-81% of replies against 61-62%) and cost the learnable tastes
+    /// nothing measurable.
+    #[config(default = 3.0)]
     pub kl_target: f64,
     /// Horizon of the adaptive controller in replies. TRL's 10 000 suits runs of 100k replies;
     /// a session here rolls out a few hundred, so 400 lets β react within it (measured).
