@@ -92,8 +92,8 @@ pub struct PpoConfig {
     pub adaptive_kl: bool,
     /// Target KL per reply, in nats. TRL's `target` is 6; measured here (README, "The RLHF
     /// loop"), 3 kept long sessions well-formed where a rater's taste cannot be learnt (after
-    /// 160 truthful ratings 79-81% of replies against 61-62%) and cost the learnable tastes
-    /// nothing measurable.
+    /// 160 truthful ratings 79-81% of replies against 61-62%), and the 40-rating tables stayed
+    /// within the seeds' noise (polite pairs gained: 10 seeds of 10 at 85%, against 7).
     #[config(default = 3.0)]
     pub kl_target: f64,
     /// Horizon of the adaptive controller in replies. TRL's 10 000 suits runs of 100k replies;
