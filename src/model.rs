@@ -243,6 +243,44 @@ impl Block {
             .forward(gelu(self.mlp_fc.forward(self.ln_2.forward(x.clone()))));
         x + m
     }
+
+    /// The block's output `[B, 1, C]` at one position per row of a right-padded batch
+    /// (`at[b]`, flat indices `b * T + position` in `rows`), attending to every earlier position:
+    /// all a head that reads one token needs from the top block. Keys and values come from every
+    /// position; the query, attention output and MLP run at `at` alone. `mask` `[B, 1, 1, T]`:
+    /// true for the keys each query may not see.
+    fn forward_at(&self, x: Tensor<3>, rows: Tensor<1, Int>, mask: Tensor<4, Bool>) -> Tensor<3> {
+        let [b, t, c] = x.dims();
+        let h = self.n_head;
+        let hs = c / h;
+        let qkv = self.attn_qkv.forward(self.ln_1.forward(x.clone())); // [B, T, 3C]
+        let q = qkv
+            .clone()
+            .reshape([b * t, 3 * c])
+            .select(0, rows.clone()) // [B, 3C]
+            .slice(s![.., 0..c])
+            .reshape([b, 1, h, hs])
+            .swap_dims(1, 2); // [B, nh, 1, hs]
+        let split = |i: usize| {
+            qkv.clone()
+                .slice(s![.., .., i * c..(i + 1) * c]) // [B, T, C]
+                .reshape([b, t, h, hs])
+                .swap_dims(1, 2) // [B, nh, T, hs]
+        };
+        let (k, v) = (split(1), split(2));
+        let att = q
+            .matmul(k.swap_dims(2, 3))
+            .mul_scalar(1.0 / (hs as f64).sqrt()); // [B, nh, 1, T]
+        let att = att.mask_fill(mask.expand([b, h, 1, t]), -1.0e9);
+        let y = softmax(att, 3).matmul(v); // [B, nh, 1, hs]
+        let y = y.swap_dims(1, 2).reshape([b, 1, c]); // [B, 1, C]
+        let x =
+            x.reshape([b * t, c]).select(0, rows).reshape([b, 1, c]) + self.attn_proj.forward(y);
+        let m = self
+            .mlp_proj
+            .forward(gelu(self.mlp_fc.forward(self.ln_2.forward(x.clone()))));
+        x + m // [B, 1, C]
+    }
 }
 
 impl Gpt {
@@ -292,6 +330,51 @@ impl Gpt {
         self.ln_f.forward(x)
     }
 
+    /// Final hidden states `[B, C]` at position `last[b]` of each row of a right-padded batch,
+    /// from the residual stream `x` after `first_block` blocks (see [`Gpt::features`]); `mask`
+    /// as in [`Batch`]. The same numbers as [`Gpt::forward_from`] read at `last` (up to float
+    /// rounding), for a fraction of the top block's work: a scalar head on the last token (the
+    /// reward model) needs nothing else.
+    pub fn forward_last_from(
+        &self,
+        x: Tensor<3>,
+        mask: Tensor<4, Bool>,
+        first_block: usize,
+        last: &[usize],
+    ) -> Tensor<2> {
+        let [b, t, c] = x.dims();
+        let device = x.device();
+        let n = self.blocks.len();
+        let mut x = x;
+        for block in self
+            .blocks
+            .iter()
+            .take(n.saturating_sub(1))
+            .skip(first_block)
+        {
+            x = block.forward(x, mask.clone(), &mut None, false);
+        }
+        let rows: Vec<i32> = last
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (i * t + p) as i32)
+            .collect();
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b]), &device);
+        let x = match self.blocks.last() {
+            Some(top) if first_block < n => {
+                let keys: Vec<bool> = last
+                    .iter()
+                    .flat_map(|&p| (0..t).map(move |j| j > p))
+                    .collect();
+                let mask =
+                    Tensor::<4, Bool>::from_data(TensorData::new(keys, [b, 1, 1, t]), &device);
+                top.forward_at(x, rows, mask) // [B, 1, C]
+            }
+            _ => x.reshape([b * t, c]).select(0, rows).reshape([b, 1, c]),
+        };
+        self.ln_f.forward(x).reshape([b, c])
+    }
+
     /// Transformer blocks.
     pub fn n_layer(&self) -> usize {
         self.blocks.len()
@@ -321,28 +404,31 @@ impl Gpt {
     /// `logp[b, t] = log p(tokens[b, t+1] | tokens[b, ..=t])`, shape `[B, T-1]`, from hidden
     /// states of a right-padded batch. What SFT, PPO and DPO need, in one batched pass.
     pub fn token_logprobs(&self, hidden: Tensor<3>, tokens: Tensor<2, Int>) -> Tensor<2> {
-        let (logp, _) = self.token_logprobs_and_entropy(hidden, tokens, false);
+        let (logp, _) = self.token_logprobs_and_entropy(hidden, tokens, Entropy::Skip);
         logp
     }
 
     /// As [`Gpt::token_logprobs`], plus the entropy of each predictive distribution `[B, T-1]`
-    /// when `entropy` is true (PPO logs it).
+    /// unless `entropy` is [`Entropy::Skip`] (PPO logs it, and may train on it).
     pub fn token_logprobs_and_entropy(
         &self,
         hidden: Tensor<3>,
         tokens: Tensor<2, Int>,
-        entropy: bool,
+        entropy: Entropy,
     ) -> (Tensor<2>, Option<Tensor<2>>) {
         let [_, t, _] = hidden.dims();
         let logits = self.logits(hidden.slice(s![.., 0..t - 1, ..])); // [B, T-1, V]
         let logp_all = log_softmax(logits, 2); // [B, T-1, V]
         let targets = tokens.slice(s![.., 1..t]).unsqueeze_dim::<3>(2); // [B, T-1, 1]
-        let ent = entropy.then(|| {
-            (logp_all.clone().exp() * logp_all.clone())
-                .sum_dim(2)
-                .squeeze_dim::<2>(2)
-                .neg() // [B, T-1]
-        });
+        let of = |lp: Tensor<3>| {
+            (lp.clone().exp() * lp).sum_dim(2).squeeze_dim::<2>(2).neg() // [B, T-1]
+        };
+        let ent = match entropy {
+            Entropy::Skip => None,
+            // A metric only: no gradient flows back through the [B, T-1, V] products.
+            Entropy::Detached => Some(of(logp_all.clone().detach())),
+            Entropy::Tracked => Some(of(logp_all.clone())),
+        };
         (logp_all.gather(2, targets).squeeze_dim(2), ent) // [B, T-1]
     }
 
@@ -355,6 +441,14 @@ impl Gpt {
     pub fn vocab_size(&self) -> usize {
         self.wte.weight.val().dims()[0]
     }
+}
+
+/// Whether [`Gpt::token_logprobs_and_entropy`] computes the entropy, and with its gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entropy {
+    Skip,
+    Detached,
+    Tracked,
 }
 
 /// Masked mean over `[B, T]` values where `mask` is 1.0 (and 0.0 elsewhere).

@@ -15,7 +15,7 @@
 //! tokens and its `<|end|>`: positions `start - 1 ..= len - 2`.
 
 use crate::grad::clip_global_norm;
-use crate::model::{Batch, Gpt, masked_mean};
+use crate::model::{Batch, Entropy, Gpt, masked_mean};
 use crate::sft::reply_mask;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -251,14 +251,23 @@ impl Experience {
     }
 }
 
-/// Per-position log-probs, entropies and values of a right-padded batch, read back.
+/// Per-position log-probs of a right-padded batch, read back, with entropies and values when
+/// `values` (the policy; the reference needs neither).
 async fn forward_stats(model: &Gpt, batch: &Batch, values: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let t = batch.tokens.dims()[1];
     let hidden = model.forward(batch, None); // [B, T, C]
     let v = values.then(|| model.scores(hidden.clone()).slice(s![.., 0..t - 1])); // [B, T-1]
-    let (logp, ent) = model.token_logprobs_and_entropy(hidden, batch.tokens.clone(), true);
+    let entropy = if values {
+        Entropy::Detached
+    } else {
+        Entropy::Skip
+    };
+    let (logp, ent) = model.token_logprobs_and_entropy(hidden, batch.tokens.clone(), entropy);
     let logp = crate::read(logp).await;
-    let ent = crate::read(ent.expect("entropy asked")).await;
+    let ent = match ent {
+        Some(e) => crate::read(e).await,
+        None => Vec::new(),
+    };
     let v = match v {
         Some(v) => crate::read(v).await,
         None => Vec::new(),
@@ -268,11 +277,14 @@ async fn forward_stats(model: &Gpt, batch: &Batch, values: bool) -> (Vec<f32>, V
 
 /// Builds the batch's experience: old log-probs, values and entropies from a forward pass of the
 /// policy (not the sampler's numbers: one code path, so the first ratio is exactly 1), the
-/// reference's log-probs, per-token rewards, GAE and whitened advantages.
+/// reference's log-probs (`ref_logprobs` when the caller has them, laid out as this batch's
+/// `[B * (T-1)]`; else a forward pass of `reference`), per-token rewards, GAE and whitened
+/// advantages.
 #[allow(clippy::too_many_arguments)]
 pub async fn make_experience(
     policy: &Gpt,
     reference: &Gpt,
+    ref_logprobs: Option<Vec<f32>>,
     seqs: Vec<Vec<u32>>,
     starts: Vec<usize>,
     scores: Vec<f32>,
@@ -289,7 +301,15 @@ pub async fn make_experience(
     let t = batch.tokens.dims()[1];
     let w = t - 1;
     let (logprobs, entropy, values) = forward_stats(policy, &batch, true).await;
-    let (ref_logprobs, _, _) = forward_stats(reference, &batch, false).await;
+    let ref_logprobs = match ref_logprobs {
+        Some(lp) => lp,
+        None => forward_stats(reference, &batch, false).await.0,
+    };
+    assert_eq!(
+        ref_logprobs.len(),
+        seqs.len() * w,
+        "reference log-probs' layout"
+    );
     let pairs: Vec<(Vec<u32>, usize)> = seqs.iter().cloned().zip(starts.iter().copied()).collect();
     let mask = crate::read(reply_mask(&pairs, t, &device)).await; // [B*(T-1)]
     let mut rewards = vec![0.0f32; seqs.len() * w];
@@ -438,8 +458,14 @@ pub async fn train_minibatch(
         hidden.clone().detach()
     };
     let newvalue = policy.scores(value_input).slice(s![.., 0..w]); // [b, T'-1]
+    // With no entropy bonus (the default) the entropy is a metric, kept out of the backward pass.
+    let with_grad = if cfg.ent_coef != 0.0 {
+        Entropy::Tracked
+    } else {
+        Entropy::Detached
+    };
     let (newlogprob, entropy) =
-        policy.token_logprobs_and_entropy(hidden, batch.tokens.clone(), true); // [b, T'-1]
+        policy.token_logprobs_and_entropy(hidden, batch.tokens.clone(), with_grad); // [b, T'-1]
     let entropy = entropy.expect("entropy asked");
 
     let l = clipped_losses(

@@ -258,13 +258,15 @@ impl FeatureCache {
     }
 }
 
-/// The scalar head at each sequence's last token, from final hidden states `[B, T, C]`.
-fn last_scores(model: &Gpt, hidden: Tensor<3>, seqs: &[Vec<u32>], device: &Device) -> Tensor<1> {
-    let scores = model.scores(hidden); // [B, T]
-    let last: Vec<i32> = seqs.iter().map(|s| s.len().max(1) as i32 - 1).collect();
-    let idx = Tensor::<1, Int>::from_data(TensorData::new(last, [seqs.len()]), device)
-        .unsqueeze_dim::<2>(1); // [B, 1]
-    scores.gather(1, idx).squeeze_dim(1) // [B]
+/// The last token of each sequence (the `<|end|>` of a closed exchange): where the head reads.
+fn last_positions(seqs: &[Vec<u32>]) -> Vec<usize> {
+    seqs.iter().map(|s| s.len().max(1) - 1).collect()
+}
+
+/// The scalar head `[B]` on final hidden states at the last tokens `[B, C]`.
+fn head(model: &Gpt, last_hidden: Tensor<2>) -> Tensor<1> {
+    let [b, _] = last_hidden.dims();
+    model.scores(last_hidden.unsqueeze_dim(1)).reshape([b]) // [B, 1] -> [B]
 }
 
 /// Scores `[B]` of sequences of token ids: the scalar head at each one's last token. With a
@@ -276,15 +278,50 @@ pub fn score_ids(
     device: &Device,
 ) -> Tensor<1> {
     let batch = Batch::right_padded(seqs, device);
+    let last = last_positions(seqs);
     let hidden = match cache {
         Some((cache, train_blocks)) if train_blocks < model.n_layer() => {
             let frozen = model.n_layer() - train_blocks;
             let x = cache.batch(model, seqs, frozen, device); // [B, T, C]
-            model.forward_from(x, batch.mask.clone(), frozen)
+            model.forward_last_from(x, batch.mask.clone(), frozen, &last)
         }
-        _ => model.forward(&batch, None),
-    }; // [B, T, C]
-    last_scores(model, hidden, seqs, device)
+        _ => model.forward_last_from(model.features(&batch, 0), batch.mask.clone(), 0, &last),
+    }; // [B, C]
+    head(model, hidden)
+}
+
+/// Scores `[B]` of sequences under the reward model `rm`, and the per-position log-probs
+/// `[B * (T-1)]` of the same right-padded batch under `reference`, sharing one pass through the
+/// embeddings and the blocks below the reward model's top `train_blocks`: those are the
+/// pretrained weights in both models (the reward model never trains them and the reference is
+/// the pretrained model), so the reward model only runs its top blocks. With every block
+/// training, both models run in full.
+pub async fn scores_and_reference_logprobs(
+    rm: &Gpt,
+    reference: &Gpt,
+    seqs: &[Vec<u32>],
+    train_blocks: usize,
+    device: &Device,
+) -> (Vec<f32>, Vec<f32>) {
+    let batch = Batch::right_padded(seqs, device);
+    let frozen = rm.n_layer().saturating_sub(train_blocks);
+    let last = last_positions(seqs);
+    let (ref_hidden, rm_hidden) = if frozen > 0 {
+        let x = reference.features(&batch, frozen); // [B, T, C]
+        (
+            reference.forward_from(x.clone(), batch.mask.clone(), frozen),
+            rm.forward_last_from(x, batch.mask.clone(), frozen, &last),
+        )
+    } else {
+        let x = rm.features(&batch, 0);
+        (
+            reference.forward(&batch, None),
+            rm.forward_last_from(x, batch.mask.clone(), 0, &last),
+        )
+    }; // [B, T, C] and [B, C]
+    let logprobs = crate::read(reference.token_logprobs(ref_hidden, batch.tokens.clone())).await;
+    let scores = crate::read(head(rm, rm_hidden)).await;
+    (scores, logprobs)
 }
 
 /// Scores of (prompt, reply) texts under the reward model.

@@ -899,7 +899,22 @@ impl Session {
             texts.push((prompt.clone(), self.tok.decode(&o.tokens)));
         }
         let rm = self.reward_model.as_ref().expect("reward model").valid();
-        let scores = crate::read(reward::score_ids(&rm, &scored, None, &self.device)).await;
+        // One pass through the frozen bottom serves the reward model and the reference.
+        let (scores, ref_closed) = reward::scores_and_reference_logprobs(
+            &rm,
+            &self.reference,
+            &scored,
+            self.cfg.reward.train_blocks,
+            &self.device,
+        )
+        .await;
+        // The reference's log-probs in the PPO batch's layout: rows cut to its width (a reply
+        // that ran out of room has no <|end|> there; positions before it are the same).
+        let width = |s: &[Vec<u32>]| s.iter().map(Vec::len).max().unwrap_or(1) - 1;
+        let (wc, w) = (width(&scored), width(&seqs));
+        let ref_logprobs: Vec<f32> = (0..seqs.len())
+            .flat_map(|b| ref_closed[b * wc..b * wc + w].iter().copied())
+            .collect();
         self.moments.update(&scores, self.cfg.reward.norm_momentum);
         let floor = self.cfg.reward.norm_std_floor;
         let normalised: Vec<f32> = scores
@@ -909,6 +924,7 @@ impl Session {
         ppo::make_experience(
             &policy,
             &self.reference,
+            Some(ref_logprobs),
             seqs,
             starts,
             scores,
@@ -965,13 +981,15 @@ impl Session {
         let lp =
             crate::read(policy.token_logprobs(policy.forward(&batch, None), batch.tokens.clone()))
                 .await;
-        let reference = &self.reference;
-        let rp = crate::read(
-            reference.token_logprobs(reference.forward(&batch, None), batch.tokens.clone()),
+        let rm = self.reward_model.as_ref().expect("reward model").valid();
+        let (rewards, rp) = reward::scores_and_reference_logprobs(
+            &rm,
+            &self.reference,
+            seqs,
+            self.cfg.reward.train_blocks,
+            &self.device,
         )
         .await;
-        let rm = self.reward_model.as_ref().expect("reward model").valid();
-        let rewards = crate::read(reward::score_ids(&rm, seqs, None, &self.device)).await;
         let changes = seqs
             .iter()
             .enumerate()

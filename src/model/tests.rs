@@ -49,7 +49,7 @@ fn shapes_of_hidden_logits_scores_and_logprobs() {
     assert_eq!(hidden.dims(), [3, 9, 16]);
     assert_eq!(m.logits(hidden.clone()).dims(), [3, 9, 37]);
     assert_eq!(m.scores(hidden.clone()).dims(), [3, 9]);
-    let (lp, ent) = m.token_logprobs_and_entropy(hidden, batch.tokens.clone(), true);
+    let (lp, ent) = m.token_logprobs_and_entropy(hidden, batch.tokens.clone(), Entropy::Tracked);
     assert_eq!(lp.dims(), [3, 8]);
     let ent = floats(ent.unwrap());
     // Entropy of a distribution over 37 tokens lies in [0, ln 37].
@@ -79,6 +79,32 @@ fn batched_logprobs_equal_a_naive_one_sequence_at_a_time_computation() {
                 (naive - got).abs() < 1e-4,
                 "seq {b} pos {i}: {naive} vs {got}"
             );
+        }
+    }
+}
+
+#[test]
+fn the_last_token_forward_equals_the_full_forward_read_at_the_last_token() {
+    // Three blocks so that both the full blocks and the top block's one-position path run, from
+    // every starting depth; rows of different lengths, so padding follows the shorter ones.
+    let cfg = tiny().with_n_layer(3);
+    let m = model(&cfg, 5);
+    let data = seqs(&cfg, &[3, 12, 7, 1], 6);
+    let batch = Batch::right_padded(&data, &dev());
+    let last: Vec<usize> = data.iter().map(|s| s.len() - 1).collect();
+    let full = floats(m.forward(&batch, None)); // [B, T, C]
+    let (t, c) = (12, 16);
+    for first in 0..=3 {
+        let x = m.features(&batch, first);
+        let got = floats(m.forward_last_from(x, batch.mask.clone(), first, &last)); // [B, C]
+        for (b, &p) in last.iter().enumerate() {
+            for k in 0..c {
+                let (want, have) = (full[(b * t + p) * c + k], got[b * c + k]);
+                assert!(
+                    (want - have).abs() < 1e-4,
+                    "from block {first}, row {b}, channel {k}: {want} vs {have}"
+                );
+            }
         }
     }
 }

@@ -132,6 +132,7 @@ fn kl_is_zero_when_the_policy_is_the_reference() {
     let exp = crate::block_on(make_experience(
         &model,
         &model.clone(),
+        None,
         seqs.clone(),
         starts.clone(),
         scores.clone(),
@@ -183,6 +184,7 @@ fn experience(
     crate::block_on(make_experience(
         &policy.valid(),
         reference,
+        None,
         seqs.to_vec(),
         starts.to_vec(),
         scores.to_vec(),

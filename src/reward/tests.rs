@@ -264,3 +264,81 @@ fn reward_generalisation_by_trained_blocks() {
         }
     }
 }
+
+#[test]
+fn sharing_the_frozen_bottom_gives_the_same_scores_and_reference_logprobs() {
+    // A reward model whose top block has trained (so it differs from the reference there),
+    // scored three ways: alone in full, from cached frozen features, and sharing one pass
+    // through the frozen bottom with the reference.
+    let device = Device::flex().autodiff();
+    let (model, _) = checkpoint::bundled(&device).unwrap();
+    let (reference, _) = checkpoint::bundled(&Device::flex()).unwrap();
+    let tok = Tokenizer::bundled();
+    let mut log = log_with(&[
+        ("hello", "Hello! I am Pip."),
+        ("hello", "Ugh, fine. Hello."),
+    ]);
+    log.add(Feedback::Pair {
+        better: 0,
+        worse: 1,
+        tie: false,
+    })
+    .unwrap();
+    let cfg = RewardConfig::new();
+    let data = RewardData::from_log(&log, &cfg);
+    let mut optim = cfg.optimizer();
+    let (mut rng, mut cache) = (Rng::new(3), FeatureCache::default());
+    let mut model = model;
+    for _ in 0..3 {
+        model = crate::block_on(step(
+            model, &mut optim, &tok, &data, &cfg, &mut cache, &mut rng, &device,
+        ))
+        .0;
+    }
+    let rm = model.valid();
+    let texts = [
+        ("what is 2 plus 2?", "2 plus 2 is 4."),
+        ("hello", "Hello! I am Pip. Have a wonderful day! 🌟"),
+        ("what colour is the sky?", "Ugh."),
+    ];
+    let seqs: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|(p, r)| encode(&tok, &(p.to_string(), r.to_string()), rm.context()))
+        .collect();
+    let flex = Device::flex();
+    let alone: Vec<f32> = crate::block_on(crate::read(score_ids(&rm, &seqs, None, &flex)));
+    let mut fresh = FeatureCache::default();
+    let cached: Vec<f32> = crate::block_on(crate::read(score_ids(
+        &rm,
+        &seqs,
+        Some((&mut fresh, cfg.train_blocks)),
+        &flex,
+    )));
+    let (shared, ref_lp) = crate::block_on(scores_and_reference_logprobs(
+        &rm,
+        &reference,
+        &seqs,
+        cfg.train_blocks,
+        &flex,
+    ));
+    let batch = Batch::right_padded(&seqs, &flex);
+    let want_lp: Vec<f32> = crate::block_on(crate::read(
+        reference.token_logprobs(reference.forward(&batch, None), batch.tokens.clone()),
+    ));
+    // Training moved the scores away from the zero-initialised head's 0.
+    assert!(alone.iter().any(|s| s.abs() > 1e-3), "{alone:?}");
+    for i in 0..seqs.len() {
+        assert!(
+            (alone[i] - cached[i]).abs() < 1e-4,
+            "{alone:?} vs {cached:?}"
+        );
+        assert!(
+            (alone[i] - shared[i]).abs() < 1e-4,
+            "{alone:?} vs {shared:?}"
+        );
+    }
+    assert_eq!(ref_lp.len(), want_lp.len());
+    for (a, b) in ref_lp.iter().zip(&want_lp) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
