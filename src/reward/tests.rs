@@ -12,6 +12,21 @@ fn log_with(replies: &[(&str, &str)]) -> FeedbackLog {
     log
 }
 
+/// One preference: a friendly greeting over a rude one, to the same prompt.
+fn friendly_over_rude() -> FeedbackLog {
+    let mut log = log_with(&[
+        ("hello", "Hello! I am Pip."),
+        ("hello", "Ugh, fine. Hello."),
+    ]);
+    log.add(Feedback::Pair {
+        better: 0,
+        worse: 1,
+        tie: false,
+    })
+    .unwrap();
+    log
+}
+
 #[test]
 fn feedback_becomes_weighted_comparisons() {
     let mut log = log_with(&[
@@ -97,16 +112,7 @@ fn the_bradley_terry_gradient_raises_the_chosen_score() {
     // Through the model: a few steps on one comparison put the chosen reply ahead.
     let (model, _) = checkpoint::bundled(&device).unwrap();
     let tok = Tokenizer::bundled();
-    let mut log = log_with(&[
-        ("hello", "Hello! I am Pip."),
-        ("hello", "Ugh, fine. Hello."),
-    ]);
-    log.add(Feedback::Pair {
-        better: 0,
-        worse: 1,
-        tie: false,
-    })
-    .unwrap();
+    let log = friendly_over_rude();
     let cfg = RewardConfig::new().with_steps(5).with_pointwise_weight(0.0);
     let data = RewardData::from_log(&log, &cfg);
     let mut optim = cfg.optimizer();
@@ -274,16 +280,7 @@ fn sharing_the_frozen_bottom_gives_the_same_scores_and_reference_logprobs() {
     let (model, _) = checkpoint::bundled(&device).unwrap();
     let (reference, _) = checkpoint::bundled(&Device::flex()).unwrap();
     let tok = Tokenizer::bundled();
-    let mut log = log_with(&[
-        ("hello", "Hello! I am Pip."),
-        ("hello", "Ugh, fine. Hello."),
-    ]);
-    log.add(Feedback::Pair {
-        better: 0,
-        worse: 1,
-        tie: false,
-    })
-    .unwrap();
+    let log = friendly_over_rude();
     let cfg = RewardConfig::new();
     let data = RewardData::from_log(&log, &cfg);
     let mut optim = cfg.optimizer();
