@@ -244,11 +244,11 @@ impl Block {
         x + m
     }
 
-    /// The block's output `[B, 1, C]` at one position per row of a right-padded batch
-    /// (`at[b]`, flat indices `b * T + position` in `rows`), attending to every earlier position:
-    /// all a head that reads one token needs from the top block. Keys and values come from every
-    /// position; the query, attention output and MLP run at `at` alone. `mask` `[B, 1, 1, T]`:
-    /// true for the keys each query may not see.
+    /// The block's output `[B, 1, C]` at one position per row of a right-padded batch (given as
+    /// flat indices `b * T + position` in `rows`), attending to every earlier position: all a
+    /// head that reads one token needs from the top block. Keys and values come from every
+    /// position; the query, attention output and MLP run at that position alone. `mask`
+    /// `[B, 1, 1, T]`: true for the keys each query may not see.
     fn forward_at(&self, x: Tensor<3>, rows: Tensor<1, Int>, mask: Tensor<4, Bool>) -> Tensor<3> {
         let [b, t, c] = x.dims();
         let h = self.n_head;

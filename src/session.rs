@@ -305,6 +305,9 @@ pub struct Session {
     update: Option<Update>,
     /// Features of the reward model's frozen bottom, per scored sequence.
     features: reward::FeatureCache,
+    /// The most top blocks the reward model has trained so far: the blocks below them are still
+    /// the base model's, so the reward model may share them with the reference.
+    reward_blocks_trained: usize,
     /// Updates started so far (one per piece of feedback).
     updates_begun: usize,
 }
@@ -354,6 +357,7 @@ impl Session {
             unseen_outcomes: Vec::new(),
             update: None,
             features: reward::FeatureCache::default(),
+            reward_blocks_trained: 0,
             updates_begun: 0,
         })
     }
@@ -400,8 +404,18 @@ impl Session {
         self.kl.target = cfg.ppo.kl_target;
         self.kl.horizon = cfg.ppo.kl_horizon;
         self.kl.adaptive = cfg.ppo.adaptive_kl;
+        if cfg.reward.train_blocks != self.cfg.reward.train_blocks {
+            // The cached features are those of the old frozen depth.
+            self.features = reward::FeatureCache::default();
+        }
         self.cfg = cfg;
         Ok(())
+    }
+
+    /// The reward model's top blocks that are its own (trained now or before, after a change of
+    /// `reward.train_blocks`); the blocks below are the reference's too.
+    fn reward_own_blocks(&self) -> usize {
+        self.reward_blocks_trained.max(self.cfg.reward.train_blocks)
     }
 
     /// Updates completed so far (0 = the base model).
@@ -702,6 +716,8 @@ impl Session {
             }
             Phase::Reward(i) => {
                 let steps = self.cfg.reward.steps;
+                self.reward_blocks_trained =
+                    self.reward_blocks_trained.max(self.cfg.reward.train_blocks);
                 let rm = self.reward_model.take().expect("reward model");
                 let (rm, loss, acc) = reward::step(
                     rm,
@@ -904,7 +920,7 @@ impl Session {
             &rm,
             &self.reference,
             &scored,
-            self.cfg.reward.train_blocks,
+            self.reward_own_blocks(),
             &self.device,
         )
         .await;
@@ -986,7 +1002,7 @@ impl Session {
             &rm,
             &self.reference,
             seqs,
-            self.cfg.reward.train_blocks,
+            self.reward_own_blocks(),
             &self.device,
         )
         .await;

@@ -364,3 +364,39 @@ fn a_long_prompt_is_shortened_and_says_so() {
     let read = s.tok.decode(&ids[1..ids.len() - 1]);
     assert!(read.ends_with("what is 3 plus 4?"), "{read:?}");
 }
+
+#[test]
+fn blocks_the_reward_model_trained_are_never_shared_with_the_reference() {
+    // Two blocks train, then one: the second-to-top block has left the base model, so the
+    // rollout's shared pass must not take it from the reference.
+    let mut cfg = small();
+    cfg.reward.train_blocks = 2;
+    let mut s = session(cfg.clone());
+    let replies = crate::block_on(s.generate("hello", 2)).unwrap();
+    for (r, up) in replies.iter().zip([true, false]) {
+        s.record(Feedback::Thumbs { reply: r.reply, up }).unwrap();
+    }
+    while crate::block_on(s.step()).is_some() {}
+    cfg.reward.train_blocks = 1;
+    s.set_config(cfg).unwrap();
+    assert_eq!(s.reward_own_blocks(), 2);
+    let tok = Tokenizer::bundled();
+    let text = ("hello".to_string(), "Hello! I am Pip.".to_string());
+    let seqs = vec![reward::encode(&tok, &text, s.reference.context())];
+    let device = Device::flex();
+    let rm = s.reward_model.as_ref().unwrap().valid();
+    let own = crate::block_on(crate::read(reward::score_ids(&rm, &seqs, None, &device)))[0];
+    let shared = |blocks: usize| {
+        crate::block_on(reward::scores_and_reference_logprobs(
+            &rm,
+            &s.reference,
+            &seqs,
+            blocks,
+            &device,
+        ))
+        .0[0]
+    };
+    assert!((shared(s.reward_own_blocks()) - own).abs() < 1e-4);
+    // Sharing the trained block would have scored with the base model's copy of it.
+    assert!((shared(1) - own).abs() > 1e-4, "{} vs {own}", shared(1));
+}
