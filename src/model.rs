@@ -211,17 +211,10 @@ impl Block {
         cache: &mut Option<(Tensor<4>, Tensor<4>)>,
         use_cache: bool,
     ) -> Tensor<3> {
-        let [b, t, c] = x.dims();
-        let h = self.n_head;
-        let hs = c / h;
+        let c = x.dims()[2];
         let qkv = self.attn_qkv.forward(self.ln_1.forward(x.clone())); // [B, T, 3C]
-        let split = |i: usize| {
-            qkv.clone()
-                .slice(s![.., .., i * c..(i + 1) * c]) // [B, T, C]
-                .reshape([b, t, h, hs]) // [B, T, nh, hs]
-                .swap_dims(1, 2) // [B, nh, T, hs]
-        };
-        let (q, mut k, mut v) = (split(0), split(1), split(2));
+        let part = |i: usize| self.heads(qkv.clone().slice(s![.., .., i * c..(i + 1) * c]));
+        let (q, mut k, mut v) = (part(0), part(1), part(2)); // [B, nh, T, hs] each
         if use_cache {
             if let Some((k_past, v_past)) = cache.take() {
                 k = Tensor::cat(vec![k_past, k], 2); // [B, nh, T_past + T, hs]
@@ -229,19 +222,7 @@ impl Block {
             }
             *cache = Some((k.clone(), v.clone()));
         }
-        let tk = k.dims()[2];
-        let att = q
-            .matmul(k.swap_dims(2, 3))
-            .mul_scalar(1.0 / (hs as f64).sqrt()); // [B, nh, T, Tk]
-        // -1e9 rather than -inf: a row of pure padding then averages instead of giving NaN.
-        let att = att.mask_fill(mask.expand([b, h, t, tk]), -1.0e9);
-        let y = softmax(att, 3).matmul(v); // [B, nh, T, hs]
-        let y = y.swap_dims(1, 2).reshape([b, t, c]); // [B, T, C]
-        let x = x + self.attn_proj.forward(y);
-        let m = self
-            .mlp_proj
-            .forward(gelu(self.mlp_fc.forward(self.ln_2.forward(x.clone()))));
-        x + m
+        self.mlp(x + self.attend(q, k, v, mask))
     }
 
     /// The block's output `[B, 1, C]` at one position per row of a right-padded batch (given as
@@ -251,35 +232,46 @@ impl Block {
     /// `[B, 1, 1, T]`: true for the keys each query may not see.
     fn forward_at(&self, x: Tensor<3>, rows: Tensor<1, Int>, mask: Tensor<4, Bool>) -> Tensor<3> {
         let [b, t, c] = x.dims();
-        let h = self.n_head;
-        let hs = c / h;
         let qkv = self.attn_qkv.forward(self.ln_1.forward(x.clone())); // [B, T, 3C]
-        let q = qkv
-            .clone()
-            .reshape([b * t, 3 * c])
-            .select(0, rows.clone()) // [B, 3C]
-            .slice(s![.., 0..c])
-            .reshape([b, 1, h, hs])
-            .swap_dims(1, 2); // [B, nh, 1, hs]
-        let split = |i: usize| {
-            qkv.clone()
-                .slice(s![.., .., i * c..(i + 1) * c]) // [B, T, C]
-                .reshape([b, t, h, hs])
-                .swap_dims(1, 2) // [B, nh, T, hs]
+        let at = |y: Tensor<3>, width: usize| {
+            y.reshape([b * t, width])
+                .select(0, rows.clone())
+                .reshape([b, 1, width]) // [B, 1, width]
         };
-        let (k, v) = (split(1), split(2));
+        let q = self.heads(at(qkv.clone().slice(s![.., .., 0..c]), c)); // [B, nh, 1, hs]
+        let part = |i: usize| self.heads(qkv.clone().slice(s![.., .., i * c..(i + 1) * c]));
+        let (k, v) = (part(1), part(2)); // [B, nh, T, hs]
+        self.mlp(at(x, c) + self.attend(q, k, v, mask)) // [B, 1, C]
+    }
+
+    /// `[B, T, C]` split into heads: `[B, nh, T, hs]`.
+    fn heads(&self, y: Tensor<3>) -> Tensor<4> {
+        let [b, t, c] = y.dims();
+        let h = self.n_head;
+        y.reshape([b, t, h, c / h]).swap_dims(1, 2)
+    }
+
+    /// Causal self-attention's output `[B, Tq, C]` (after the output projection) for queries
+    /// `[B, nh, Tq, hs]` over keys and values `[B, nh, Tk, hs]`; `mask` `[B, 1, Tq, Tk]`.
+    fn attend(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>) -> Tensor<3> {
+        let [b, h, tq, hs] = q.dims();
+        let tk = k.dims()[2];
         let att = q
             .matmul(k.swap_dims(2, 3))
-            .mul_scalar(1.0 / (hs as f64).sqrt()); // [B, nh, 1, T]
-        let att = att.mask_fill(mask.expand([b, h, 1, t]), -1.0e9);
-        let y = softmax(att, 3).matmul(v); // [B, nh, 1, hs]
-        let y = y.swap_dims(1, 2).reshape([b, 1, c]); // [B, 1, C]
-        let x =
-            x.reshape([b * t, c]).select(0, rows).reshape([b, 1, c]) + self.attn_proj.forward(y);
+            .mul_scalar(1.0 / (hs as f64).sqrt()); // [B, nh, Tq, Tk]
+        // -1e9 rather than -inf: a row of pure padding then averages instead of giving NaN.
+        let att = att.mask_fill(mask.expand([b, h, tq, tk]), -1.0e9);
+        let y = softmax(att, 3).matmul(v); // [B, nh, Tq, hs]
+        let y = y.swap_dims(1, 2).reshape([b, tq, h * hs]); // [B, Tq, C]
+        self.attn_proj.forward(y)
+    }
+
+    /// The MLP sub-block with its residual: `x + W2 gelu(W1 ln_2(x))`.
+    fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
         let m = self
             .mlp_proj
             .forward(gelu(self.mlp_fc.forward(self.ln_2.forward(x.clone()))));
-        x + m // [B, 1, C]
+        x + m
     }
 }
 

@@ -306,19 +306,15 @@ pub async fn scores_and_reference_logprobs(
     let batch = Batch::right_padded(seqs, device);
     let frozen = rm.n_layer().saturating_sub(train_blocks);
     let last = last_positions(seqs);
-    let (ref_hidden, rm_hidden) = if frozen > 0 {
-        let x = reference.features(&batch, frozen); // [B, T, C]
-        (
-            reference.forward_from(x.clone(), batch.mask.clone(), frozen),
-            rm.forward_last_from(x, batch.mask.clone(), frozen, &last),
-        )
+    let x = reference.features(&batch, frozen); // [B, T, C]
+    // With every block training, the embeddings are the reward model's own too.
+    let x_rm = if frozen > 0 {
+        x.clone()
     } else {
-        let x = rm.features(&batch, 0);
-        (
-            reference.forward(&batch, None),
-            rm.forward_last_from(x, batch.mask.clone(), 0, &last),
-        )
-    }; // [B, T, C] and [B, C]
+        rm.features(&batch, 0)
+    };
+    let ref_hidden = reference.forward_from(x, batch.mask.clone(), frozen); // [B, T, C]
+    let rm_hidden = rm.forward_last_from(x_rm, batch.mask.clone(), frozen, &last); // [B, C]
     let logprobs = crate::read(reference.token_logprobs(ref_hidden, batch.tokens.clone())).await;
     let scores = crate::read(head(rm, rm_hidden)).await;
     (scores, logprobs)
