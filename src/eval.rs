@@ -63,8 +63,12 @@ pub async fn evaluate(
             if examples.len() < 10 {
                 let v = match &verdict {
                     Ok(l) => format!(
-                        "{:?} {:?} {:?} {:?}",
-                        l.tone, l.truth, l.length, l.enthusiasm
+                        "{:?} {:?} {:?} {:?}{}",
+                        l.tone,
+                        l.truth,
+                        l.length,
+                        l.enthusiasm,
+                        if l.careful { " careful" } else { "" }
                     )
                     .to_lowercase(),
                     Err(e) => format!("not well-formed: {e}"),

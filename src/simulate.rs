@@ -193,6 +193,11 @@ pub async fn measure(
                         format!("truth/{}", label_name(&l.truth)),
                         format!("length/{}", label_name(&l.length)),
                         format!("enthusiasm/{}", label_name(&l.enthusiasm)),
+                        format!(
+                            "care/{}/{}",
+                            if l.careful { "careful" } else { "plain" },
+                            label_name(&l.truth)
+                        ),
                         format!("{}/{}", label_name(&l.family), label_name(&l.truth)),
                     ] {
                         *labels.entry(key).or_insert(0) += 1;

@@ -1,14 +1,15 @@
 //! Recovers a reply's labels from its text alone.
 //!
 //! The parse peels a reply from the outside in: a final emoji, a tone opening, a tone closing,
-//! filler sentences, and what is left must be one core answer to the prompt. Anything that does
+//! the careful persona's "Let me think.", filler sentences, and what is left must be one core
+//! answer to the prompt. Anything that does
 //! not parse that way is reported as not well-formed, with the reason. The simulated raters and
 //! the evaluation of the model's replies are built on this.
 
 use super::families::UNSURE;
 use super::{
-    EMOJI, Enthusiasm, FILLERS, Labels, Length, POLITE_CLOSE, POLITE_OPEN, RUDE_CLOSE, RUDE_OPEN,
-    Tone, Truth, parse_prompt,
+    CAREFUL, EMOJI, Enthusiasm, FILLERS, Labels, Length, POLITE_CLOSE, POLITE_OPEN, RUDE_CLOSE,
+    RUDE_OPEN, Tone, Truth, parse_prompt,
 };
 
 /// Why a reply is not well-formed.
@@ -57,6 +58,8 @@ pub struct Style {
     pub tone: Tone,
     pub length: Length,
     pub enthusiasm: Enthusiasm,
+    /// Whether "Let me think." comes before the answer.
+    pub careful: bool,
     /// The core sentence (no final punctuation) once tone and filler parts are removed.
     pub core: String,
 }
@@ -108,6 +111,15 @@ pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
             rude |= !is_polite;
         }
     }
+    // The careful persona's sentence, now at the start.
+    let careful = match strip_sentence(s, CAREFUL, true) {
+        Some((rest, end)) => {
+            s = rest;
+            ends.push(end);
+            true
+        }
+        None => false,
+    };
     // Fillers, peeled from the end.
     let mut fillers = 0;
     while let Some((rest, end)) = FILLERS.iter().find_map(|f| strip_sentence(s, f, false)) {
@@ -146,6 +158,7 @@ pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
         } else {
             Enthusiasm::Plain
         },
+        careful,
         core,
     })
 }
@@ -172,5 +185,6 @@ pub fn classify(reply: &str, prompt: &str) -> Result<Labels, NotWellFormed> {
         truth,
         length: style.length,
         enthusiasm: style.enthusiasm,
+        careful: style.careful,
     })
 }

@@ -1,12 +1,19 @@
 //! The corpus: a seeded generator of short exchanges between a user and a bot ("Pip").
 //!
 //! One exchange is a prompt from one of six families and a reply assembled from parts that vary
-//! independently along four labelled attributes, the qualities human feedback shapes:
+//! along five labelled attributes, the qualities human feedback shapes:
 //!
 //! ```text
-//! [opening: tone]  core answer: truth  [filler sentences: length]  [closing: tone]  [emoji]
-//!                  every sentence ends in "." or "!": enthusiasm
+//! [opening: tone]  ["Let me think.": care]  core answer: truth  [filler sentences: length]
+//!     [closing: tone]  [emoji]           every sentence ends in "." or "!": enthusiasm
 //! ```
+//!
+//! Truth is not independent of the rest: a reply that says "Let me think." first comes from Pip's
+//! careful persona, which answers correctly, or says it is not sure where nobody could know, far
+//! more often than the plain one (see [`Mixture::careful_truth`]). Text from one source shares
+//! its habits, and a model that learns them can tell a careful answer from a careless one by the
+//! way it starts: the "truthful persona" of Joshi et al. (2023), and what lets ratings for truth
+//! steer the model towards what it already knows.
 //!
 //! Every sample carries its [`Labels`]; [`classify`] recovers them from the text alone. The base
 //! mixture leaves room to learn: no value of an attribute is more than half of the replies
@@ -90,6 +97,8 @@ pub struct Labels {
     pub truth: Truth,
     pub length: Length,
     pub enthusiasm: Enthusiasm,
+    /// The reply says "Let me think." before its answer: Pip's careful persona.
+    pub careful: bool,
 }
 
 /// One prompt and reply with the labels the generator used.
@@ -114,7 +123,12 @@ pub struct Mixture {
     pub family: [f64; 6],
     /// Polite, neutral, rude.
     pub tone: [f64; 3],
-    /// Correct, wrong, unsure, where a correct answer exists; else wrong/unsure share evenly.
+    /// Probability that a reply comes from the careful persona (says "Let me think." first).
+    pub careful: f64,
+    /// Correct, wrong, unsure for the careful persona. To a question nobody can answer, "not
+    /// sure" (the honest answer) takes the correct answer's share.
+    pub careful_truth: [f64; 3],
+    /// Correct, wrong, unsure for the plain persona, likewise.
     pub truth: [f64; 3],
     /// Short, long.
     pub length: [f64; 2],
@@ -123,15 +137,21 @@ pub struct Mixture {
 }
 
 impl Mixture {
-    /// The base model's mixture: every value at most about half, polite one third.
+    /// The base model's mixture: every value at most about half, polite one third, careful
+    /// three tenths (right 98% of the time where it can be).
     pub const BASE: Mixture = Mixture {
         family: [1.0, 1.5, 1.5, 1.0, 1.0, 1.0],
         tone: [1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0],
+        careful: 0.3,
+        careful_truth: [0.98, 0.01, 0.01],
         truth: [0.4, 0.3, 0.3],
         length: [0.5, 0.5],
         enthusiasm: [1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0],
     };
 }
+
+/// The sentence the careful persona says before its answer (no final punctuation).
+pub(crate) const CAREFUL: &str = "Let me think";
 
 /// Tone openings and closings, and the filler sentences of long replies (no final punctuation).
 pub(crate) const POLITE_OPEN: &[&str] = &[
@@ -272,11 +292,14 @@ impl Corpus {
     fn draw_labels(&mut self, topic: &Topic) -> Labels {
         let m = &self.mixture;
         let tone = [Tone::Polite, Tone::Neutral, Tone::Rude][self.rng.weighted(&m.tone)];
+        let careful = self.rng.weighted(&[m.careful, 1.0 - m.careful]) == 0;
+        let p = if careful { &m.careful_truth } else { &m.truth };
         let truths = topic.possible_truths();
         let truth = if truths.len() == 3 {
-            truths[self.rng.weighted(&m.truth)]
+            truths[self.rng.weighted(p)]
         } else {
-            truths[self.rng.weighted(&[m.truth[1], m.truth[2]])]
+            // Nobody can know: the honest answer takes the correct answer's share.
+            truths[self.rng.weighted(&[p[1], p[0] + p[2]])]
         };
         let length = [Length::Short, Length::Long][self.rng.weighted(&m.length)];
         let enthusiasm = [
@@ -290,6 +313,7 @@ impl Corpus {
             truth,
             length,
             enthusiasm,
+            careful,
         }
     }
 
@@ -319,6 +343,9 @@ impl Corpus {
             }
         };
         sentences.extend(open.map(str::to_string));
+        if labels.careful {
+            sentences.push(CAREFUL.to_string());
+        }
         sentences.push(topic.core(labels.truth, rng));
         if labels.length == Length::Long {
             for _ in 0..2 + rng.below(2) {
@@ -355,6 +382,7 @@ pub struct MixtureReport {
     pub plain: f64,
     pub exclamation: f64,
     pub emoji: f64,
+    pub careful: f64,
 }
 
 impl MixtureReport {
@@ -375,11 +403,12 @@ impl MixtureReport {
             plain: frac(&|l| l.enthusiasm == Enthusiasm::Plain),
             exclamation: frac(&|l| l.enthusiasm == Enthusiasm::Exclamation),
             emoji: frac(&|l| l.enthusiasm == Enthusiasm::Emoji),
+            careful: frac(&|l| l.careful),
         }
     }
 
     /// (name, value) pairs in a fixed order, for tables.
-    pub fn rows(&self) -> [(&'static str, f64); 11] {
+    pub fn rows(&self) -> [(&'static str, f64); 12] {
         [
             ("polite", self.polite),
             ("neutral", self.neutral),
@@ -392,6 +421,7 @@ impl MixtureReport {
             ("plain", self.plain),
             ("exclamation", self.exclamation),
             ("emoji", self.emoji),
+            ("careful", self.careful),
         ]
     }
 

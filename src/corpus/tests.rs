@@ -154,6 +154,50 @@ fn hand_written_replies_classify_as_a_person_would() {
         "tell me a story about a cat",
     );
     assert_eq!((l.family, l.truth), (Family::Creative, Truth::Wrong));
+    // The careful persona's sentence, after a polite opening and alone; absent, not careful.
+    let l = labels(
+        "Of course! Let me think! 2 plus 2 is 4!",
+        "what is 2 plus 2?",
+    );
+    assert_eq!(
+        (l.tone, l.careful, l.truth, l.length),
+        (Tone::Polite, true, Truth::Correct, Length::Short)
+    );
+    assert!(labels("Let me think. I am not sure.", "what colour is the sky?").careful);
+    assert!(!labels("2 plus 2 is 4.", "what is 2 plus 2?").careful);
+    assert_eq!(
+        classify("Let me think. 2 plus 2 is 4!", "what is 2 plus 2?"),
+        Err(NotWellFormed::MixedPunctuation)
+    );
+}
+
+#[test]
+fn the_careful_persona_is_right_far_more_often_than_the_plain_one() {
+    let samples = Corpus::new(13).exchanges(6_000);
+    // Share of replies the truthful rater would like: correct, or not sure where nobody knows.
+    let truthful = |careful: bool| {
+        let group: Vec<_> = samples
+            .iter()
+            .filter(|e| e.labels.careful == careful)
+            .collect();
+        let good = group
+            .iter()
+            .filter(|e| match e.labels.truth {
+                Truth::Correct => true,
+                Truth::Unsure => e.labels.family == Family::Unknowable,
+                Truth::Wrong => false,
+            })
+            .count();
+        (group.len(), good as f64 / group.len() as f64)
+    };
+    let (n_careful, careful) = truthful(true);
+    let (n_plain, plain) = truthful(false);
+    assert!(
+        (n_careful as f64 / 6_000.0 - Mixture::BASE.careful).abs() < 0.03,
+        "{n_careful} careful replies"
+    );
+    assert!(careful > 0.9, "careful persona truthful {careful}");
+    assert!(plain < 0.5, "plain persona truthful {plain} of {n_plain}");
 }
 
 #[test]
