@@ -33,7 +33,11 @@ fn bad_feedback_is_refused_and_queues_nothing() {
 
 #[test]
 fn one_rating_runs_every_stage_in_slices() {
-    let mut s = session(small());
+    // Without the early stop on approximate KL, so that every minibatch runs and the slices
+    // can be counted whatever the base model's first update does.
+    let mut cfg = small();
+    cfg.ppo.target_kl = 0.0;
+    let mut s = session(cfg);
     let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
     assert_eq!(replies.len(), 2);
     // A thumbs down: no demonstration and no top-rated reply, so SFT has nothing to learn.
@@ -103,6 +107,34 @@ fn one_rating_runs_every_stage_in_slices() {
             .any(|s| s.tokens.iter().any(|t| t.logprob != t.ref_logprob))
     );
     assert!(!s.is_updating() && s.queued() == 0);
+}
+
+#[test]
+fn the_early_stop_on_approximate_kl_ends_the_epochs() {
+    // The first minibatch of the first epoch has ratio 1 and approximate KL 0, so a tiny
+    // positive target lets it pass and stops after the second, which has moved.
+    let mut cfg = small();
+    cfg.ppo.target_kl = 1e-12;
+    let mut s = session(cfg);
+    let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
+    s.record(Feedback::Thumbs {
+        reply: replies[0].reply,
+        up: true,
+    })
+    .unwrap();
+    let mut report = None;
+    while let Some(e) = crate::block_on(s.step()) {
+        if let Event::Done(r) = e {
+            report = Some(r);
+        }
+    }
+    let report = report.expect("a report");
+    let ppo = report
+        .stages
+        .iter()
+        .find(|st| st.stage == Stage::Ppo)
+        .unwrap();
+    assert_eq!(ppo.losses.len(), 2, "2 epochs x 2 minibatches cut to 2");
 }
 
 #[test]
