@@ -68,12 +68,12 @@ enum DeviceArg {
 #[derive(Subcommand)]
 enum Command {
     /// Train the tokenizer and the base model from a fixed seed and write them under
-    /// www/assets/ (about 15 minutes on 2 CPU cores).
+    /// www/assets/ (about 25 minutes on 2 CPU cores).
     ///
-    /// Example: rlhf-playground pretrain --steps 1800
+    /// Example: rlhf-playground pretrain --steps 2700
     Pretrain {
         /// Optimiser steps.
-        #[arg(long, default_value_t = 1800)]
+        #[arg(long, default_value_t = 2700)]
         steps: usize,
         /// Exchanges per step.
         #[arg(long, default_value_t = 32)]
@@ -109,7 +109,7 @@ enum Command {
         seed: u64,
     },
     /// Measure the base model on replies to held-out prompts: well-formed rate and the
-    /// mixture of tone, truth, length and enthusiasm beside the corpus's.
+    /// mixture of tone, care, truth, length and enthusiasm beside the corpus's.
     Eval {
         /// Replies to sample.
         #[arg(long, default_value_t = 500)]
@@ -467,8 +467,12 @@ fn run(cli: &Cli) -> Result<(), String> {
                 for (i, (text, l)) in rows.iter().enumerate() {
                     let tag = match l {
                         Ok(l) => format!(
-                            "{:?}, {:?}, {:?}, {:?}",
-                            l.tone, l.truth, l.length, l.enthusiasm
+                            "{:?}, {:?}, {:?}, {:?}{}",
+                            l.tone,
+                            l.truth,
+                            l.length,
+                            l.enthusiasm,
+                            if l.careful { ", careful" } else { "" }
                         )
                         .to_lowercase(),
                         Err(rlhf_playground::corpus::NotWellFormed::UnknownPrompt) => {
