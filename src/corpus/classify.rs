@@ -2,9 +2,9 @@
 //!
 //! The parse peels a reply from the outside in: a final emoji, a tone opening, a tone closing,
 //! the careful persona's "Let me think.", filler sentences, and what is left must be one core
-//! answer to the prompt. Anything that does
-//! not parse that way is reported as not well-formed, with the reason. The simulated raters and
-//! the evaluation of the model's replies are built on this.
+//! answer to the prompt. Anything that does not parse that way is reported as not well-formed,
+//! with the reason. The simulated raters and the evaluation of the model's replies are built on
+//! this.
 
 use super::families::UNSURE;
 use super::{

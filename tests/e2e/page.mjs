@@ -73,8 +73,10 @@ check(changed, "the policy's log-probs differ from the reference's");
 await page.screenshot({ path: `${out}/page-${backend}-trained.png`, fullPage: true });
 
 // Autopilot, the classroom mode: from the base model again, the polite rater gives thumbs
-// for 4 rounds (16 ratings); the thumbs-up rate the page charts (the rater's verdict on each
-// update's fresh PPO replies) must rise.
+// for 6 rounds (24 ratings); the thumbs-up rate the page charts (the rater's verdict on each
+// update's 16 fresh PPO replies) must rise. Each point is a share of 16 replies, so the
+// check compares means of 4 points; 16 ratings were too few for the base model with the
+// careful persona to rise reliably (39% -> 45% in one run, 39% -> 61% at 20 in another).
 if (!gpu && !process.env.SKIP_AUTOPILOT) {
   await page.click("#reset");
   await page.waitForFunction(() => window.playground.charts.points("kl") === 0, null, { timeout: 60000 });
@@ -83,17 +85,17 @@ if (!gpu && !process.env.SKIP_AUTOPILOT) {
   await page.$eval("#auto-speed", (el) => { el.value = "0"; el.dispatchEvent(new Event("input")); });
   const ta = Date.now();
   await page.click("#auto-start");
-  await page.waitForFunction(() => window.playground.ratings >= 16, null, { timeout: 600000 });
+  await page.waitForFunction(() => window.playground.ratings >= 24, null, { timeout: 600000 });
   await page.click("#auto-stop");
   await page.waitForFunction(() => window.playground.autopilot === null, null, { timeout: 300000 });
-  await waitDone(16);
+  await waitDone(24);
   const rates = await page.evaluate(() => window.playground.charts.data.rater[0]);
   const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const first = mean(rates.slice(0, 4));
   const last = mean(rates.slice(-4));
   console.log(`autopilot: ${rates.length} updates in ${((Date.now() - ta) / 1000).toFixed(0)} s; ` +
     `rater's thumbs-up rate ${rates.map((r) => Math.round(100 * r)).join(" ")} %`);
-  check(rates.length >= 16, `the rater chart has a point per update (${rates.length})`);
+  check(rates.length >= 24, `the rater chart has a point per update (${rates.length})`);
   check(last >= first + 0.15, `autopilot raises the polite rate the page shows (first 4 updates ${Math.round(100 * first)}%, last 4 ${Math.round(100 * last)}%)`);
   await page.screenshot({ path: `${out}/page-${backend}-autopilot.png`, fullPage: true });
 }
