@@ -466,15 +466,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             } else {
                 for (i, (text, l)) in rows.iter().enumerate() {
                     let tag = match l {
-                        Ok(l) => format!(
-                            "{:?}, {:?}, {:?}, {:?}{}",
-                            l.tone,
-                            l.truth,
-                            l.length,
-                            l.enthusiasm,
-                            if l.careful { ", careful" } else { "" }
-                        )
-                        .to_lowercase(),
+                        Ok(l) => l.describe(", "),
                         Err(rlhf_playground::corpus::NotWellFormed::UnknownPrompt) => {
                             "prompt outside the corpus".into()
                         }

@@ -62,15 +62,7 @@ pub async fn evaluate(
             let verdict = classify(&text, prompt);
             if examples.len() < 10 {
                 let v = match &verdict {
-                    Ok(l) => format!(
-                        "{:?} {:?} {:?} {:?}{}",
-                        l.tone,
-                        l.truth,
-                        l.length,
-                        l.enthusiasm,
-                        if l.careful { " careful" } else { "" }
-                    )
-                    .to_lowercase(),
+                    Ok(l) => l.describe(" "),
                     Err(e) => format!("not well-formed: {e}"),
                 };
                 examples.push((prompt.clone(), text.clone(), v));

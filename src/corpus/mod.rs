@@ -101,6 +101,24 @@ pub struct Labels {
     pub careful: bool,
 }
 
+impl Labels {
+    /// Tone, truth, length and enthusiasm in words, then "careful" if so, joined by `sep`:
+    /// "polite correct short plain careful".
+    pub fn describe(&self, sep: &str) -> String {
+        let mut words = [
+            format!("{:?}", self.tone),
+            format!("{:?}", self.truth),
+            format!("{:?}", self.length),
+            format!("{:?}", self.enthusiasm),
+        ]
+        .to_vec();
+        if self.careful {
+            words.push("careful".into());
+        }
+        words.join(sep).to_lowercase()
+    }
+}
+
 /// One prompt and reply with the labels the generator used.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Exchange {
@@ -292,7 +310,7 @@ impl Corpus {
     fn draw_labels(&mut self, topic: &Topic) -> Labels {
         let m = &self.mixture;
         let tone = [Tone::Polite, Tone::Neutral, Tone::Rude][self.rng.weighted(&m.tone)];
-        let careful = self.rng.weighted(&[m.careful, 1.0 - m.careful]) == 0;
+        let careful = self.rng.chance(m.careful);
         let p = if careful { &m.careful_truth } else { &m.truth };
         let truths = topic.possible_truths();
         let truth = if truths.len() == 3 {
