@@ -716,8 +716,7 @@ impl Session {
             }
             Phase::Reward(i) => {
                 let steps = self.cfg.reward.steps;
-                self.reward_blocks_trained =
-                    self.reward_blocks_trained.max(self.cfg.reward.train_blocks);
+                self.reward_blocks_trained = self.reward_own_blocks();
                 let rm = self.reward_model.take().expect("reward model");
                 let (rm, loss, acc) = reward::step(
                     rm,
