@@ -122,13 +122,7 @@ fn the_early_stop_on_approximate_kl_ends_the_epochs() {
         up: true,
     })
     .unwrap();
-    let mut report = None;
-    while let Some(e) = crate::block_on(s.step()) {
-        if let Event::Done(r) = e {
-            report = Some(r);
-        }
-    }
-    let report = report.expect("a report");
+    let report = crate::block_on(s.update()).expect("a report");
     let ppo = report
         .stages
         .iter()
