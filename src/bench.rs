@@ -190,14 +190,21 @@ impl UpdateBencher {
     }
 }
 
-/// `updates` timed updates after `history` ratings (see [`UpdateBencher`]); medians.
+/// `updates` timed updates after `history` ratings (see [`UpdateBencher`]); medians. With
+/// `timed`, the session changes to those settings after the history, so that two settings are
+/// timed on the same policy (a setting that changes training would otherwise change the replies
+/// of the 20 ratings before, and with them the cost of every stage).
 pub fn update(
     device: &Device,
     history: usize,
     updates: usize,
     cfg: crate::session::SessionConfig,
+    timed: Option<crate::session::SessionConfig>,
 ) -> UpdateBench {
     let mut b = UpdateBencher::new(device, history, cfg);
+    if let Some(t) = timed {
+        b.session.set_config(t).expect("valid settings");
+    }
     let rows: Vec<[f64; 6]> = (0..updates.max(1)).map(|_| b.run_one()).collect();
     let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
     UpdateBench {
@@ -222,13 +229,16 @@ pub const TRAIN_LEN: usize = 64;
 
 /// Runs the benchmark: `steps` timed training steps of `batch` × [`TRAIN_LEN`] tokens after 2
 /// warm-up steps, sampling 4 replies of up to 48 tokens, and `updates` full RLHF updates after
-/// 20 ratings under the session settings `session` (see [`update`]).
+/// 20 ratings under the session settings `session`, timed under `timed` when given (see
+/// [`update`]).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     cfg: &GptConfig,
     batch: usize,
     steps: usize,
     updates: usize,
     session: crate::session::SessionConfig,
+    timed: Option<crate::session::SessionConfig>,
     device: &Device,
     device_name: &str,
 ) -> BenchReport {
@@ -271,6 +281,6 @@ pub fn run(
         train_gflops: 6.0 * params as f64 * tokens / step_s / 1e9,
         gen_tokens_per_s_cache: sample_rate(true),
         gen_tokens_per_s_no_cache: sample_rate(false),
-        update: update(device, 20, updates, session),
+        update: update(device, 20, updates, session, timed),
     }
 }

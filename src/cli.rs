@@ -171,9 +171,14 @@ enum Command {
         /// Timed full RLHF updates (after 20 ratings; the median is reported).
         #[arg(long, default_value_t = 5)]
         updates: usize,
-        /// Change a session setting for the timed updates, as in `simulate --set`.
+        /// Change a session setting, as in `simulate --set`: for the 20 ratings before the
+        /// timed updates and for the timed updates.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Change a session setting after the 20 ratings, for the timed updates only: the same
+        /// history, so that two values are timed on the same policy.
+        #[arg(long = "timed-set", value_name = "KEY=VALUE")]
+        timed_set: Vec<String>,
     },
 }
 
@@ -672,6 +677,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             batch,
             updates,
             set,
+            timed_set,
         } => {
             if *steps == 0 || *batch == 0 || *updates == 0 {
                 return Err("--steps, --batch and --updates must be at least 1".into());
@@ -680,12 +686,18 @@ fn run(cli: &Cli) -> Result<(), String> {
                 SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new()),
                 set,
             )?;
+            let timed = if timed_set.is_empty() {
+                None
+            } else {
+                Some(apply_settings(session.clone(), timed_set)?)
+            };
             let r = bench::run(
                 &GptConfig::new(),
                 *batch,
                 *steps,
                 *updates,
                 session,
+                timed,
                 &device,
                 device_name,
             );
