@@ -269,7 +269,8 @@ struct Update {
     reward_data: RewardData,
     last_accuracy: Option<(f64, f64)>,
     exp: Option<Experience>,
-    order: Vec<usize>,
+    /// This epoch's minibatches (rows of `exp`).
+    minibatches: Vec<Vec<usize>>,
     mb_stats: Vec<MinibatchStats>,
     ppo_metrics: BTreeMap<String, f64>,
     rollouts: Vec<(String, String)>,
@@ -584,7 +585,7 @@ impl Session {
             reward_data: RewardData::from_log(&self.log, &self.cfg.reward),
             last_accuracy: None,
             exp: None,
-            order: Vec::new(),
+            minibatches: Vec::new(),
             mb_stats: Vec::new(),
             ppo_metrics: BTreeMap::new(),
             rollouts: Vec::new(),
@@ -772,8 +773,7 @@ impl Session {
                     );
                 }
                 let exp = self.rollout(&mut up.rollouts).await;
-                up.order = (0..exp.len()).collect();
-                self.rng.shuffle(&mut up.order);
+                up.minibatches = self.minibatches(&exp);
                 up.exp = Some(exp);
                 up.mb_stats.clear();
                 up.phase = Phase::Ppo {
@@ -790,16 +790,14 @@ impl Session {
             }
             Phase::Ppo { iter, epoch, mb } => {
                 let exp = up.exp.as_ref().expect("experience");
-                let size = self.cfg.ppo.minibatch_size.max(1);
-                let n_mb = exp.len().div_ceil(size);
-                let rows: Vec<usize> =
-                    up.order[mb * size..((mb + 1) * size).min(exp.len())].to_vec();
+                let n_mb = up.minibatches.len();
+                let rows = &up.minibatches[mb];
                 let policy = self.policy.take().expect("policy");
                 let (policy, stats) = ppo::train_minibatch(
                     policy,
                     &mut self.ppo_optim,
                     exp,
-                    &rows,
+                    rows,
                     &self.cfg.ppo,
                     &self.train_device,
                 )
@@ -827,7 +825,7 @@ impl Session {
                 }
                 if epoch + 1 < self.cfg.ppo.epochs && !stop {
                     // A fresh shuffle for every epoch, as in cleanrl.
-                    self.rng.shuffle(&mut up.order);
+                    up.minibatches = self.minibatches(exp);
                     up.phase = Phase::Ppo {
                         iter,
                         epoch: epoch + 1,
@@ -870,6 +868,13 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// One epoch's minibatches of `exp`'s replies (`ppo::minibatches`).
+    fn minibatches(&mut self, exp: &Experience) -> Vec<Vec<usize>> {
+        let lengths: Vec<usize> = exp.seqs.iter().map(Vec::len).collect();
+        let p = &self.cfg.ppo;
+        ppo::minibatches(&lengths, p.minibatch_size, p.group_by_length, &mut self.rng)
     }
 
     /// Prompts for a PPO batch: a share from the person's recent prompts, the rest from the

@@ -85,6 +85,58 @@ fn clipped_losses_match_hand_computed_values() {
 }
 
 #[test]
+fn minibatches_cover_every_reply_once_and_group_by_length() {
+    let lengths = [30, 12, 55, 12, 40, 18, 61, 25, 33, 12, 47, 20];
+    let mut rng = Rng::new(3);
+    for group in [false, true] {
+        let mut firsts = Vec::new();
+        for _ in 0..20 {
+            let mbs = minibatches(&lengths, 4, group, &mut rng);
+            assert_eq!(mbs.len(), 3);
+            let mut rows: Vec<usize> = mbs.concat();
+            rows.sort_unstable();
+            assert_eq!(
+                rows,
+                (0..lengths.len()).collect::<Vec<_>>(),
+                "each reply once"
+            );
+            firsts.push(mbs[0].clone());
+            // Grouped, the minibatches are runs of the sorted lengths: sorted by their shortest
+            // reply, each one's longest is at most the next one's shortest.
+            let mut spans: Vec<(usize, usize)> = mbs
+                .iter()
+                .map(|m| {
+                    let l = m.iter().map(|&b| lengths[b]);
+                    (l.clone().min().unwrap(), l.max().unwrap())
+                })
+                .collect();
+            spans.sort_unstable();
+            let runs = spans.windows(2).all(|w| w[0].1 <= w[1].0);
+            if group {
+                assert!(runs, "{mbs:?}");
+            }
+        }
+        // Both ways the epoch's first minibatch varies from one epoch to the next.
+        firsts.iter_mut().for_each(|f| f.sort_unstable());
+        firsts.sort();
+        firsts.dedup();
+        assert!(
+            firsts.len() > 1,
+            "group {group}: always the same first minibatch"
+        );
+    }
+    // Grouping pads less: the sum over minibatches of (size x longest) falls.
+    let padded = |group: bool, rng: &mut Rng| -> usize {
+        (0..50)
+            .flat_map(|_| minibatches(&lengths, 4, group, rng))
+            .map(|m| m.len() * m.iter().map(|&b| lengths[b]).max().unwrap())
+            .sum()
+    };
+    let (random, grouped) = (padded(false, &mut rng), padded(true, &mut rng));
+    assert!(grouped < random * 9 / 10, "{grouped} against {random}");
+}
+
+#[test]
 fn kl_controller_moves_beta_towards_the_target() {
     let cfg = PpoConfig::new()
         .with_init_kl_coef(0.2)
