@@ -513,6 +513,10 @@ fn run(cli: &Cli) -> Result<(), String> {
                 for (family, [c, w, u, m]) in &report.truth_by_family {
                     println!("{:<12} {c:>8} {w:>6} {u:>7} {m:>10}", format!("{family:?}"));
                 }
+                println!("\nthe careful persona's replies alone:");
+                for (family, [c, w, u]) in &report.careful_truth_by_family {
+                    println!("{:<12} {c:>8} {w:>6} {u:>7}", format!("{family:?}"));
+                }
             }
         }
         Command::Simulate {

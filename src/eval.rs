@@ -26,6 +26,10 @@ pub struct EvalReport {
     /// well-formed. Shows which knowledge the model lacks (a low correct share on arithmetic
     /// means it has not learned the sums).
     pub truth_by_family: Vec<(Family, [usize; 4])>,
+    /// The same counts for the careful persona's replies alone (correct, wrong, unsure; a
+    /// reply that is not well-formed has no persona): what the model knows when it answers
+    /// as carefully as the corpus lets it.
+    pub careful_truth_by_family: Vec<(Family, [usize; 3])>,
     /// A few (prompt, reply, verdict) examples.
     pub examples: Vec<(String, String, String)>,
 }
@@ -54,6 +58,7 @@ pub async fn evaluate(
     let mut labels = Vec::new();
     let mut examples = Vec::new();
     let mut by_family = [[0usize; 4]; 6];
+    let mut careful_by_family = [[0usize; 3]; 6];
     for chunk in prompts.chunks(batch.max(1)) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|p| tok.encode_prompt(p)).collect();
         let replies = generate(model, &ids, cfg, &mut rng, true).await;
@@ -76,6 +81,9 @@ pub async fn evaluate(
                 Err(_) => 3,
             };
             by_family[family as usize][column] += 1;
+            if matches!(&verdict, Ok(l) if l.careful) {
+                careful_by_family[family as usize][column] += 1;
+            }
             if let Ok(l) = verdict {
                 labels.push(l);
             }
@@ -92,6 +100,10 @@ pub async fn evaluate(
         truth_by_family: Family::ALL
             .iter()
             .map(|f| (*f, by_family[*f as usize]))
+            .collect(),
+        careful_truth_by_family: Family::ALL
+            .iter()
+            .map(|f| (*f, careful_by_family[*f as usize]))
             .collect(),
         examples,
     }

@@ -65,6 +65,30 @@ fn eval_reports_well_formed_rate_and_mixture_as_json() {
     // The base model keeps a mixed quality: bad replies still occur for RLHF to remove.
     assert!(v["model"]["rude"].as_f64().unwrap() > 0.1);
     assert!(v["model"]["wrong"].as_f64().unwrap() > 0.1);
+    // The careful persona's tally counts exactly the careful replies, and they are right more
+    // often than replies in general (the corpus makes them right 98% of the time).
+    let sum = |key: &str, cols: usize| -> Vec<u64> {
+        (0..cols)
+            .map(|c| {
+                v[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|row| row[1][c].as_u64().unwrap())
+                    .sum()
+            })
+            .collect()
+    };
+    let careful = sum("careful_truth_by_family", 3);
+    let all = sum("truth_by_family", 4);
+    let count = v["model"]["count"].as_f64().unwrap();
+    let n_careful = careful.iter().sum::<u64>() as f64;
+    assert!((n_careful - v["model"]["careful"].as_f64().unwrap() * count).abs() < 0.5);
+    let right = |c: &[u64], n: f64| c[0] as f64 / n;
+    assert!(
+        right(&careful, n_careful) > right(&all, count) + 0.1,
+        "{careful:?} {all:?}"
+    );
 }
 
 #[test]
