@@ -68,12 +68,12 @@ enum DeviceArg {
 #[derive(Subcommand)]
 enum Command {
     /// Train the tokenizer and the base model from a fixed seed and write them under
-    /// www/assets/ (about 25 minutes on 2 CPU cores).
+    /// www/assets/ (about 40 minutes on 2 CPU cores).
     ///
-    /// Example: rlhf-playground pretrain --steps 2700
+    /// Example: rlhf-playground pretrain --steps 6000
     Pretrain {
         /// Optimiser steps.
-        #[arg(long, default_value_t = 2700)]
+        #[arg(long, default_value_t = 6000)]
         steps: usize,
         /// Exchanges per step.
         #[arg(long, default_value_t = 32)]
@@ -88,6 +88,10 @@ enum Command {
         /// tokens (the prompt is context, not a target), which measured closer to the corpus.
         #[arg(long)]
         whole_exchange: bool,
+        /// Weight of arithmetic prompts in the training stream (facts 1.5, other families 1);
+        /// the replies to each prompt follow the corpus whatever the weight.
+        #[arg(long, default_value_t = 3.0)]
+        arithmetic_weight: f64,
         /// Folder to write tokenizer.json, base.bpk and base.json into.
         #[arg(long, default_value = "www/assets")]
         out: PathBuf,
@@ -328,10 +332,16 @@ fn run(cli: &Cli) -> Result<(), String> {
             seed,
             lr,
             whole_exchange,
+            arithmetic_weight,
             out,
         } => {
             if *steps == 0 || *batch_size == 0 {
                 return Err("--steps and --batch-size must be at least 1".into());
+            }
+            if !(*arithmetic_weight > 0.0 && *arithmetic_weight <= 100.0) {
+                return Err(format!(
+                    "--arithmetic-weight must be above 0 and at most 100 (got {arithmetic_weight})"
+                ));
             }
             if !(*lr > 0.0 && *lr < 1.0) {
                 return Err(format!("--lr must be between 0 and 1 (got {lr})"));
@@ -343,6 +353,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 .with_batch_size(*batch_size)
                 .with_lr(*lr)
                 .with_reply_only(!*whole_exchange)
+                .with_arithmetic_weight(*arithmetic_weight)
                 .with_seed(*seed);
             let bar = if cli.json {
                 ProgressBar::hidden()

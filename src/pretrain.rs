@@ -6,7 +6,7 @@
 //! The result is a faithful, mixed-quality assistant: it reproduces the corpus's mixture of
 //! polite and rude, right and wrong, short and long replies, the raw material RLHF shapes.
 
-use crate::corpus::Corpus;
+use crate::corpus::{Corpus, Family, Mixture};
 use crate::model::{Gpt, GptConfig};
 use crate::sft::{self, Demonstration, sft_loss};
 use crate::tokenizer::Tokenizer;
@@ -19,10 +19,11 @@ use burn::prelude::*;
 pub struct PretrainConfig {
     /// Shape of the model.
     pub model: GptConfig,
-    /// Optimiser steps. 2700 steps of 32 exchanges (86 400 exchanges, ~3.5M tokens) take about
-    /// 25 minutes on 2 CPU cores. 1800 bring the held-out loss close to its floor; the longer
-    /// run gets more sums right (README, "The base model").
-    #[config(default = 2700)]
+    /// Optimiser steps. 6000 steps of 32 exchanges (192 000 exchanges, ~7.7M tokens) took 38
+    /// minutes on 2 CPU cores. 1800 bring the held-out loss close to its floor, but the sums
+    /// are learnt later: with arithmetic weighted 3, the careful persona's sums went from 57%
+    /// right (2700 steps, weight 1.5) to 98% (README, "The base model").
+    #[config(default = 6000)]
     pub steps: usize,
     /// Exchanges per step.
     #[config(default = 32)]
@@ -55,6 +56,13 @@ pub struct PretrainConfig {
     /// Held-out loss is measured every this many steps.
     #[config(default = 100)]
     pub eval_every: usize,
+    /// Weight of arithmetic prompts in the training stream, against 1.5 for facts and 1 for the
+    /// other families (the corpus's own weight is 1.5, [`Mixture::BASE`]). Only how often the
+    /// model sees a sum changes, not what any reply says, so the model's replies to each prompt
+    /// still follow the corpus. The sums are 223 facts to memorise, and they are what the
+    /// model knew worst (README, "The base model").
+    #[config(default = 3.0)]
+    pub arithmetic_weight: f64,
 }
 
 /// The learning rate at `step`: linear warm-up, then cosine decay to a tenth.
@@ -125,7 +133,15 @@ pub fn pretrain(
         .with_weight_decay(cfg.weight_decay)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip)))
         .init();
-    let mut corpus = Corpus::new(cfg.seed);
+    let mut family = Mixture::BASE.family;
+    family[Family::Arithmetic as usize] = cfg.arithmetic_weight;
+    let mut corpus = Corpus::with_mixture(
+        cfg.seed,
+        Mixture {
+            family,
+            ..Mixture::BASE
+        },
+    );
     let eval_set = held_out_exchanges(cfg.seed, 256);
     let eval_seqs = encode_exchanges(tok, &eval_set, cfg.model.context, cfg.reply_only);
     for step in 0..cfg.steps {
