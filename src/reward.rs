@@ -47,8 +47,10 @@ pub struct RewardConfig {
     #[config(default = 8)]
     pub batch_pairs: usize,
     /// Transformer blocks that train, counted from the top; the embeddings and the blocks below
-    /// stay as pretrained.
-    #[config(default = 1)]
+    /// stay as pretrained. Measured (README, "Tuning"; 10 seeds, 40 thumbs): two blocks took
+    /// the truthful rater to 84 ± 6% against 77 ± 15% with one, the polite rater 85 ± 14%
+    /// against 87 ± 15%; either learns "careful > plain" from 8 labels (98.5-99.5% unseen).
+    #[config(default = 2)]
     pub train_blocks: usize,
     /// Weight of a comparison between replies to different prompts, relative to one between
     /// replies to the same prompt.

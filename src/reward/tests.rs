@@ -256,10 +256,20 @@ fn reward_generalisation_by_trained_blocks() {
         (Family::Facts | Family::Arithmetic, Truth::Wrong) => Some(false),
         _ => None,
     };
+    // The truthful rater's taste: a right answer, or "not sure" where nobody can know.
+    let liked = |l: &crate::corpus::Labels| {
+        Some(matches!(
+            (l.family, l.truth),
+            (_, Truth::Correct) | (Family::Unknowable, Truth::Unsure)
+        ))
+    };
+    let careful = |l: &crate::corpus::Labels| Some(l.careful);
     println!("| task | labels | 0 (head only) | 1 | 2 | 4 (all) |");
     for (name, judge) in [
         ("polite > rude", &tone as &dyn Fn(&_) -> _),
         ("correct > wrong", &truth),
+        ("careful > plain", &careful),
+        ("truthful: liked > disliked", &liked),
     ] {
         for n in [8, 32] {
             let accs: Vec<String> = [0, 1, 2, 4]
