@@ -11,7 +11,7 @@ use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, log_softmax, softmax};
+use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
 
 /// Shape of the model. Defaults chosen by measurement (see BENCHMARKS.md and README): this size
 /// learns the corpus to ≥ 95% well-formed replies and trains a step in well under a second on
@@ -270,7 +270,7 @@ impl Block {
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
         let m = self
             .mlp_proj
-            .forward(gelu(self.mlp_fc.forward(self.ln_2.forward(x.clone()))));
+            .forward(gelu_safe(self.mlp_fc.forward(self.ln_2.forward(x.clone()))));
         x + m
     }
 }
@@ -441,6 +441,25 @@ pub enum Entropy {
     Skip,
     Detached,
     Tracked,
+}
+
+/// Where [`gelu_safe`] hands over from burn's GELU to the identity (and to zero below `-`).
+pub const GELU_LINEAR_FROM: f64 = 9.0;
+
+/// GELU with a gradient that stays finite on WebGPU: the same values as burn's `gelu`
+/// (`x Φ(x)`), computed as `gelu(clamp(x, -9, 9)) + relu(x - 9)`.
+///
+/// burn's GELU backward uses the derivative of the tanh approximation, `tanh(0.797885 x +
+/// 0.0356774 x³)`; WGSL's `tanh` (SwiftShader's, at least) overflows to NaN once that argument
+/// passes about 44, which is `x` ≈ 10.5, and the trained base model's top MLP has
+/// pre-activations beyond it: one optimiser step on WebGPU then turned every weight to NaN.
+/// Past ±9 GELU is the identity or zero to f32 precision (`gelu(9) = 9` exactly, `|gelu(-9)|
+/// < 1e-17`), so the clamp changes no value, and the gradient there is the identity's 1 (the
+/// `relu`) or 0, which is also what burn's backward gives (`tanh` is exactly 1 in f32 there).
+/// For `|x| <= 9` the values and gradients are burn's own.
+pub fn gelu_safe<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let c = GELU_LINEAR_FROM;
+    gelu(x.clone().clamp(-c, c)) + relu(x.sub_scalar(c))
 }
 
 /// Masked mean over `[B, T]` values where `mask` is 1.0 (and 0.0 elsewhere).

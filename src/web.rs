@@ -71,6 +71,25 @@ fn rater_named(name: &str, keyword: &str) -> Result<Rater, JsValue> {
     }
 }
 
+thread_local! {
+    /// The WebGPU device, once started: burn's wgpu runtime starts once per thread (a second
+    /// `init_async` fails), so every engine of this worker shares it.
+    static WEBGPU: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// The WebGPU device, started on first use.
+pub async fn webgpu_device() -> Result<Device, JsValue> {
+    if let Some(device) = WEBGPU.with(|d| d.borrow().clone()) {
+        return Ok(device);
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| js_err(format!("WebGPU could not start: {e}")))?;
+    WEBGPU.with(|d| *d.borrow_mut() = Some(device.clone()));
+    Ok(device)
+}
+
 impl Engine {
     fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T, JsValue>) -> Result<T, JsValue> {
         let mut state = borrow(&self.state)?;
@@ -89,10 +108,7 @@ impl Engine {
         weights: Vec<u8>,
     ) -> Result<Engine, JsValue> {
         let device = match backend.as_str() {
-            "webgpu" => Device::wgpu_options()
-                .init_async()
-                .await
-                .map_err(|e| js_err(format!("WebGPU could not start: {e}")))?,
+            "webgpu" => webgpu_device().await?,
             "cpu" => Device::flex(),
             other => return Err(js_err(format!("unknown backend {other:?}"))),
         };

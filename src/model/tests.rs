@@ -235,3 +235,46 @@ fn loss_falls_on_a_fixed_batch() {
     let last: f32 = lm_loss(&m, &data, &ad).into_scalar();
     assert!(last < first * 0.5, "{first} -> {last}");
 }
+
+/// `gelu_safe` is burn's GELU in value and gradient everywhere (its reason to exist is that
+/// burn's backward overflows WGSL's `tanh` past x ≈ 10.5; tests/web.rs checks that on WebGPU),
+/// and past ±9 its gradient is the identity's 1 or 0, never anything the `tanh` computed.
+#[test]
+fn gelu_safe_has_gelu_s_values_and_gradients() {
+    let ad = dev().autodiff();
+    let xs: Vec<f32> = (-120..=120).map(|i| i as f32 * 0.25 + 0.013).collect();
+    let n = xs.len();
+    let input = || Tensor::<1>::from_data(TensorData::new(xs.clone(), [n]), &ad).require_grad();
+    let (a, b) = (input(), input());
+    let ya = gelu(a.clone());
+    let yb = gelu_safe(b.clone());
+    let (va, vb) = (floats(ya.clone()), floats(yb.clone()));
+    // Weighted sums, so that each position's gradient is its own derivative times a weight.
+    let w = Tensor::<1>::from_data(
+        TensorData::new(xs.iter().map(|x| 1.0 + x.abs()).collect::<Vec<f32>>(), [n]),
+        &ad,
+    );
+    let ga = floats(a.grad(&(ya * w.clone()).sum().backward()).unwrap());
+    let gb = floats(b.grad(&(yb * w).sum().backward()).unwrap());
+    for i in 0..n {
+        let x = xs[i];
+        assert!(
+            (va[i] - vb[i]).abs() <= 1e-6 * va[i].abs().max(1.0),
+            "gelu({x}) = {} but gelu_safe gives {}",
+            va[i],
+            vb[i]
+        );
+        assert!(
+            (ga[i] - gb[i]).abs() <= 1e-5 * ga[i].abs().max(1.0),
+            "gradient at {x}: gelu {} against gelu_safe {}",
+            ga[i],
+            gb[i]
+        );
+        let weight = 1.0 + x.abs();
+        if x > GELU_LINEAR_FROM as f32 {
+            assert_eq!(gb[i], weight, "the identity's slope at {x}");
+        } else if x < -GELU_LINEAR_FROM as f32 {
+            assert_eq!(gb[i], 0.0, "zero slope at {x}");
+        }
+    }
+}
