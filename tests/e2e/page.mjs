@@ -57,6 +57,8 @@ const stages = await page.$$eval(".stage", (els) => els.map((e) => [e.dataset.st
 console.log(stages);
 check(stages.every(([, cls]) => /done|skipped/.test(cls)), "every stage reports after a thumbs up");
 check(stages.find(([s]) => s === "ppo")[1].includes("done"), "PPO ran");
+// Its reward and KL are numbers ("–" marks a value that is not finite: a NaN model).
+check(/reward -?\d.* KL -?\d/.test(stages.find(([s]) => s === "ppo")[2]), "PPO's reward and KL are numbers");
 {
   await page.click(".reply-card:nth-child(2) button[aria-label^='4 stars']");
   await page.click(".reply-card:nth-child(1) button.compare");
@@ -68,8 +70,12 @@ check(stages.find(([s]) => s === "ppo")[1].includes("done"), "PPO ran");
 }
 const points = await page.evaluate(() => ({ kl: window.playground.charts.points("kl"), acc: window.playground.charts.points("accuracy") }));
 check(points.kl >= 3, `charts have points (${JSON.stringify(points)})`);
-const changed = await page.evaluate(() => window.playground.lastReport.samples.some((s) => s.tokens.some((t) => t.logprob !== t.ref_logprob)));
-check(changed, "the policy's log-probs differ from the reference's");
+const changed = await page.evaluate(() => {
+  const tokens = window.playground.lastReport.samples.flatMap((s) => s.tokens);
+  return tokens.length > 0 && tokens.every((t) => Number.isFinite(t.logprob) && Number.isFinite(t.ref_logprob))
+    && tokens.some((t) => t.logprob !== t.ref_logprob);
+});
+check(changed, "the policy's log-probs are numbers and differ from the reference's");
 await page.screenshot({ path: `${out}/page-${backend}-trained.png`, fullPage: true });
 
 // Autopilot, the classroom mode: from the base model again, the polite rater gives thumbs
