@@ -56,6 +56,15 @@ pub struct RewardConfig {
     /// replies to the same prompt.
     #[config(default = 0.5)]
     pub cross_prompt_weight: f64,
+    /// Weight of the comparisons a set of pairs implies: the preferred reply of one pair against
+    /// the other reply of another (ties excluded), times `cross_prompt_weight` across prompts.
+    /// A pair says which of two replies is better, not whether either is good; over many pairs,
+    /// a preferred reply is more often a good one than a rejected reply is, as thumbs and stars
+    /// compare every rated reply with every other. 0 turns it off. Measured (README,
+    /// "Tuning"; 10 seeds, 40 pairs): 0.5 took the polite rater from 66 ± 28% to 77 ± 21% and
+    /// the truthful one from 77 ± 15% to 80 ± 10%; 1.0 did less for polite (70 ± 20%).
+    #[config(default = 0.5)]
+    pub implied_pair_weight: f64,
     /// Weight of the pointwise term on thumbs and stars (0 turns it off).
     #[config(default = 0.25)]
     pub pointwise_weight: f64,
@@ -152,6 +161,9 @@ impl RewardData {
                 }
             }
         }
+        if cfg.implied_pair_weight > 0.0 {
+            data.add_implied_pairs(log, cfg);
+        }
         let rated: Vec<(usize, f32, usize)> = rated
             .iter()
             .enumerate()
@@ -181,6 +193,45 @@ impl RewardData {
             }
         }
         data
+    }
+}
+
+impl RewardData {
+    /// The comparisons explicit pairs imply (`RewardConfig::implied_pair_weight`): every
+    /// preferred reply against every rejected reply of another pair.
+    fn add_implied_pairs(&mut self, log: &FeedbackLog, cfg: &RewardConfig) {
+        let outcomes: Vec<(usize, usize, usize)> = log
+            .feedback
+            .iter()
+            .enumerate()
+            .filter_map(|(i, fb)| match fb {
+                Feedback::Pair {
+                    better,
+                    worse,
+                    tie: false,
+                } => Some((*better, *worse, i)),
+                _ => None,
+            })
+            .collect();
+        for (a, &(win, _, ia)) in outcomes.iter().enumerate() {
+            for (b, &(_, lose, ib)) in outcomes.iter().enumerate() {
+                let direct = outcomes
+                    .iter()
+                    .any(|&(w, l, _)| (w, l) == (win, lose) || (w, l) == (lose, win));
+                if a == b || win == lose || direct {
+                    continue;
+                }
+                let same = log.replies[win].prompt == log.replies[lose].prompt;
+                let w = cfg.implied_pair_weight * if same { 1.0 } else { cfg.cross_prompt_weight };
+                self.pairs.push(Comparison {
+                    chosen: win,
+                    rejected: lose,
+                    target: 1.0,
+                    weight: w as f32,
+                    newest: ia.max(ib),
+                });
+            }
+        }
     }
 }
 

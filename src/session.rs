@@ -91,6 +91,12 @@ impl SessionConfig {
             0.0,
             1.0,
         )?;
+        range(
+            "reward.implied_pair_weight",
+            r.implied_pair_weight,
+            0.0,
+            10.0,
+        )?;
         range("reward.pointwise_weight", r.pointwise_weight, 0.0, 10.0)?;
         range("reward.max_grad_norm", r.max_grad_norm, 1e-3, 1e3)?;
         range("reward.norm_momentum", r.norm_momentum, 0.0, 1.0)?;

@@ -81,6 +81,65 @@ fn feedback_becomes_weighted_comparisons() {
 }
 
 #[test]
+fn pairs_imply_comparisons_between_their_preferred_and_rejected_replies() {
+    let mut log = log_with(&[
+        ("hi", "a"),
+        ("hi", "b"),
+        ("hi", "c"),
+        ("hi", "d"),
+        ("what is 2 plus 2?", "e"),
+        ("what is 2 plus 2?", "f"),
+        ("what is 2 plus 2?", "g"),
+        ("what is 2 plus 2?", "h"),
+    ]);
+    let pair = |better, worse, tie| Feedback::Pair { better, worse, tie };
+    for fb in [
+        pair(0, 1, false),
+        pair(3, 2, false),
+        pair(4, 5, false),
+        pair(6, 7, true),
+    ] {
+        log.add(fb).unwrap();
+    }
+    let cfg = |w: f64| {
+        RewardConfig::new()
+            .with_cross_prompt_weight(0.5)
+            .with_implied_pair_weight(w)
+    };
+    let off = RewardData::from_log(&log, &cfg(0.0));
+    assert_eq!(
+        off.pairs.len(),
+        4,
+        "only the explicit pairs: {:?}",
+        off.pairs
+    );
+    let on = RewardData::from_log(&log, &cfg(0.4));
+    let implied: Vec<(usize, usize, f32, usize)> = on.pairs[4..]
+        .iter()
+        .map(|c| (c.chosen, c.rejected, c.weight, c.newest))
+        .collect();
+    // Each preferred reply (0, 3, 4) against each rejected one of another pair (1, 2, 5): the
+    // same prompt at 0.4, another prompt at 0.4 x 0.5; the tie (6 = 7) implies nothing.
+    let mut want = vec![
+        (0, 2, 0.4, 1),
+        (0, 5, 0.2, 2),
+        (3, 1, 0.4, 1),
+        (3, 5, 0.2, 2),
+        (4, 1, 0.2, 2),
+        (4, 2, 0.2, 2),
+    ];
+    let mut got = implied.clone();
+    got.sort_by_key(|c| (c.0, c.1));
+    want.sort_by_key(|c| (c.0, c.1));
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((g.0, g.1, g.3), (w.0, w.1, w.3));
+        assert!((g.2 - w.2).abs() < 1e-6, "{g:?} against {w:?}");
+    }
+    assert!(on.pairs[4..].iter().all(|c| c.target == 1.0));
+}
+
+#[test]
 fn a_later_rating_of_the_same_reply_replaces_the_earlier_one() {
     let mut log = log_with(&[("hi", "a"), ("hi", "b")]);
     log.add(Feedback::Thumbs {
