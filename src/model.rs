@@ -443,7 +443,7 @@ pub enum Entropy {
     Tracked,
 }
 
-/// Where [`gelu_safe`] hands over from burn's GELU to the identity (and to zero below `-`).
+/// Where [`gelu_safe`] hands over from burn's GELU to the identity (and, below its negative, to zero).
 pub const GELU_LINEAR_FROM: f64 = 9.0;
 
 /// GELU with a gradient that stays finite on WebGPU: the same values as burn's `gelu`

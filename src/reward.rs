@@ -61,7 +61,7 @@ pub struct RewardConfig {
     /// A pair says which of two replies is better, not whether either is good; over many pairs,
     /// a preferred reply is more often a good one than a rejected reply is, as thumbs and stars
     /// compare every rated reply with every other. 0 turns it off. Measured (README,
-    /// "Tuning"; 10 seeds, 40 pairs): 0.5 took the polite rater from 66 ± 28% to 77 ± 21% and
+    /// "Tuning"; 10 seeds, 40 pairs): 0.5 took the polite rater from 66 ± 28% to 77 ± 22% and
     /// the truthful one from 77 ± 15% to 80 ± 10%; 1.0 did less for polite (70 ± 20%).
     #[config(default = 0.5)]
     pub implied_pair_weight: f64,
