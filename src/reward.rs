@@ -28,7 +28,7 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Settings of the reward-model stage.
 #[derive(Config, Debug)]
@@ -194,9 +194,7 @@ impl RewardData {
         }
         data
     }
-}
 
-impl RewardData {
     /// The comparisons explicit pairs imply (`RewardConfig::implied_pair_weight`): every
     /// preferred reply against every rejected reply of another pair.
     fn add_implied_pairs(&mut self, log: &FeedbackLog, cfg: &RewardConfig) {
@@ -213,12 +211,14 @@ impl RewardData {
                 _ => None,
             })
             .collect();
+        // The comparisons the person made, either way round: nothing to imply there.
+        let direct: HashSet<(usize, usize)> = outcomes
+            .iter()
+            .flat_map(|&(w, l, _)| [(w, l), (l, w)])
+            .collect();
         for (a, &(win, _, ia)) in outcomes.iter().enumerate() {
             for (b, &(_, lose, ib)) in outcomes.iter().enumerate() {
-                let direct = outcomes
-                    .iter()
-                    .any(|&(w, l, _)| (w, l) == (win, lose) || (w, l) == (lose, win));
-                if a == b || win == lose || direct {
+                if a == b || win == lose || direct.contains(&(win, lose)) {
                     continue;
                 }
                 let same = log.replies[win].prompt == log.replies[lose].prompt;
