@@ -653,6 +653,15 @@ fn run(cli: &Cli) -> Result<(), String> {
                 }
             }
             let tuned = measure(&session)?;
+            // What the reward model learnt to reward, on replies it was never fitted on: its
+            // scores of the base model's held-out replies, by label.
+            let texts: Vec<(String, String)> = base
+                .replies
+                .iter()
+                .map(|(p, r, _)| (p.clone(), r.clone()))
+                .collect();
+            let reward_by_label =
+                simulate::scores_by_label(&base, &block_on(session.reward_scores(&texts)));
             let seconds = t0.elapsed().as_secs_f64();
             if cli.json {
                 println!(
@@ -669,6 +678,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                         "kl": tuned.kl,
                         "base": base,
                         "tuned": tuned,
+                        "reward_by_label": reward_by_label,
                         "seconds": seconds,
                         "rows": rows,
                     })

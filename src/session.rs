@@ -84,6 +84,7 @@ impl SessionConfig {
         range("reward.lr", r.lr, 1e-7, 0.1)?;
         range("reward.steps", r.steps, 0, 100)?;
         range("reward.batch_pairs", r.batch_pairs, 1, 64)?;
+        range("reward.fresh_pairs", r.fresh_pairs, 0, 64)?;
         range("reward.train_blocks", r.train_blocks, 0, 64)?;
         range(
             "reward.cross_prompt_weight",
@@ -97,6 +98,7 @@ impl SessionConfig {
             0.0,
             10.0,
         )?;
+        range("reward.tie_weight", r.tie_weight, 0.0, 10.0)?;
         range("reward.pointwise_weight", r.pointwise_weight, 0.0, 10.0)?;
         range("reward.max_grad_norm", r.max_grad_norm, 1e-3, 1e3)?;
         range("reward.norm_momentum", r.norm_momentum, 0.0, 1.0)?;
@@ -588,7 +590,10 @@ impl Session {
             stages: Vec::new(),
             losses: Vec::new(),
             sft_data: sft::encode(&self.tok, &demos, self.reference.context()),
-            reward_data: RewardData::from_log(&self.log, &self.cfg.reward),
+            reward_data: RewardData {
+                fresh_from: self.fitted_upto,
+                ..RewardData::from_log(&self.log, &self.cfg.reward)
+            },
             last_accuracy: None,
             exp: None,
             minibatches: Vec::new(),
@@ -991,6 +996,17 @@ impl Session {
                 reward,
                 tokens,
             })
+            .collect()
+    }
+
+    /// The reward model's scores of (prompt, reply) texts, normalised by the running statistics
+    /// of its rollout scores, as PPO's reward uses them.
+    pub async fn reward_scores(&self, texts: &[(String, String)]) -> Vec<f32> {
+        let rm = self.reward_model.as_ref().expect("reward model").valid();
+        let raw = reward::score_texts(&rm, &self.tok, texts, &self.device).await;
+        let floor = self.cfg.reward.norm_std_floor;
+        raw.into_iter()
+            .map(|x| self.moments.normalise(x, floor))
             .collect()
     }
 

@@ -132,6 +132,47 @@ pub struct Measure {
     /// (`arithmetic/wrong`, `unknowable/unsure`, ...): where a rater's taste moved the model.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, usize>,
+    /// The measured replies: (prompt, reply, its label keys; none when not well-formed).
+    #[serde(skip)]
+    pub replies: Vec<(String, String, Vec<String>)>,
+}
+
+/// The keys under which [`Measure::labels`] counts a well-formed reply.
+pub fn label_keys(l: &crate::corpus::Labels) -> Vec<String> {
+    vec![
+        format!("tone/{}", label_name(&l.tone)),
+        format!("truth/{}", label_name(&l.truth)),
+        format!("length/{}", label_name(&l.length)),
+        format!("enthusiasm/{}", label_name(&l.enthusiasm)),
+        format!(
+            "care/{}/{}",
+            if l.careful { "careful" } else { "plain" },
+            label_name(&l.truth)
+        ),
+        format!("{}/{}", label_name(&l.family), label_name(&l.truth)),
+    ]
+}
+
+/// The reward model's view of a set of measured replies: the mean of `scores` (one per reply
+/// of `measure`) over the well-formed replies of each label key, and over all of them.
+pub fn scores_by_label(
+    measure: &Measure,
+    scores: &[f32],
+) -> std::collections::BTreeMap<String, f64> {
+    let mut sums: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+    for ((_, _, keys), &s) in measure.replies.iter().zip(scores) {
+        if keys.is_empty() {
+            continue;
+        }
+        for k in keys.iter().map(String::as_str).chain(["all"]) {
+            let e = sums.entry(k.to_string()).or_insert((0.0, 0));
+            e.0 += s as f64;
+            e.1 += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(k, (sum, n))| (k, sum / n as f64))
+        .collect()
 }
 
 /// A label's name as serde writes it (`polite`, `small_talk`).
@@ -158,6 +199,7 @@ pub async fn measure(
     let mut not_well_formed = std::collections::BTreeMap::new();
     let mut examples = Vec::new();
     let mut labels = std::collections::BTreeMap::new();
+    let mut replies = Vec::new();
     let device = model
         .devices()
         .first()
@@ -188,22 +230,14 @@ pub async fn measure(
             match classify(&text, prompt) {
                 Ok(l) => {
                     well_formed += 1;
-                    for key in [
-                        format!("tone/{}", label_name(&l.tone)),
-                        format!("truth/{}", label_name(&l.truth)),
-                        format!("length/{}", label_name(&l.length)),
-                        format!("enthusiasm/{}", label_name(&l.enthusiasm)),
-                        format!(
-                            "care/{}/{}",
-                            if l.careful { "careful" } else { "plain" },
-                            label_name(&l.truth)
-                        ),
-                        format!("{}/{}", label_name(&l.family), label_name(&l.truth)),
-                    ] {
-                        *labels.entry(key).or_insert(0) += 1;
+                    let keys = label_keys(&l);
+                    for key in &keys {
+                        *labels.entry(key.clone()).or_insert(0) += 1;
                     }
+                    replies.push((prompt.clone(), text.clone(), keys));
                 }
                 Err(e) => {
+                    replies.push((prompt.clone(), text.clone(), Vec::new()));
                     *not_well_formed.entry(e.kind().to_string()).or_insert(0) += 1;
                     if examples.len() < 6 {
                         examples.push((prompt.clone(), text.clone(), e.to_string()));
@@ -225,6 +259,7 @@ pub async fn measure(
         not_well_formed,
         not_well_formed_examples: examples,
         labels,
+        replies,
     })
 }
 
@@ -290,4 +325,36 @@ pub fn eval_prompts(n: usize, seed: u64) -> Vec<String> {
 /// Training prompts for the rounds.
 pub fn round_prompts(seed: u64) -> Corpus {
     Corpus::new(seed ^ 0x0a5c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_by_label_averages_each_label_over_well_formed_replies_only() {
+        let reply = |keys: &[&str]| {
+            (
+                "p".to_string(),
+                "r".to_string(),
+                keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let m = Measure {
+            replies: vec![
+                reply(&["tone/polite", "length/short"]),
+                reply(&["tone/rude", "length/short"]),
+                reply(&[]), // not well-formed: left out
+                reply(&["tone/polite", "length/long"]),
+            ],
+            ..Default::default()
+        };
+        let by = scores_by_label(&m, &[1.0, -2.0, 100.0, 3.0]);
+        assert_eq!(by["tone/polite"], 2.0);
+        assert_eq!(by["tone/rude"], -2.0);
+        assert_eq!(by["length/short"], -0.5);
+        assert_eq!(by["length/long"], 3.0);
+        assert_eq!(by["all"], 2.0 / 3.0);
+        assert_eq!(by.len(), 5);
+    }
 }

@@ -408,3 +408,57 @@ fn sharing_the_frozen_bottom_gives_the_same_scores_and_reference_logprobs() {
         assert!((a - b).abs() < 1e-4, "{a} vs {b}");
     }
 }
+
+#[test]
+fn every_batch_holds_the_newest_feedback_s_comparisons() {
+    // Forty thumbs on replies to one prompt, up and down in turn: the last one (up) makes the
+    // only comparisons the model has not been fitted on, 20 of 400.
+    let texts: Vec<(String, String)> = (0..40).map(|i| ("q".into(), format!("r{i}"))).collect();
+    let refs: Vec<(&str, &str)> = texts
+        .iter()
+        .map(|(p, r)| (p.as_str(), r.as_str()))
+        .collect();
+    let mut log = log_with(&refs);
+    for i in 0..40 {
+        log.add(Feedback::Thumbs {
+            reply: i,
+            up: i % 2 == 1,
+        })
+        .unwrap();
+    }
+    let cfg = RewardConfig::new().with_fresh_pairs(4);
+    let data = RewardData {
+        fresh_from: 39,
+        ..RewardData::from_log(&log, &cfg)
+    };
+    let fresh: Vec<usize> = (0..data.pairs.len())
+        .filter(|&i| data.pairs[i].newest == 39)
+        .collect();
+    assert_eq!(fresh.len(), 20, "the new up against each of the 20 downs");
+    assert_eq!(data.pairs.len(), 400);
+    let mut rng = Rng::new(3);
+    for _ in 0..20 {
+        let (texts, pairs, _) = draw_batch(&data, cfg.batch_pairs, cfg.fresh_pairs, &mut rng);
+        assert_eq!(pairs.len(), cfg.batch_pairs);
+        let with_newest = pairs
+            .iter()
+            .filter(|(c, r, _, _)| texts[*c] == 39 || texts[*r] == 39)
+            .count();
+        assert!(
+            with_newest >= cfg.fresh_pairs,
+            "{with_newest} of {} comparisons hold the newest rating",
+            pairs.len()
+        );
+    }
+    // Drawn from all of them instead, the newest rating is in few batches.
+    let mut hits = 0;
+    for _ in 0..20 {
+        let (texts, pairs, _) = draw_batch(&data, cfg.batch_pairs, 0, &mut rng);
+        hits += pairs
+            .iter()
+            .filter(|(c, r, _, _)| texts[*c] == 39 || texts[*r] == 39)
+            .count();
+    }
+    // About 20 * 8 * 20 / 400 = 8 expected.
+    assert!(hits < 20 * cfg.fresh_pairs / 2, "{hits}");
+}
