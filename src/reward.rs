@@ -492,10 +492,14 @@ pub fn draw_batch(
     } else {
         // The newest feedback's comparisons first (up to `fresh_pairs` of them), so that every
         // rating is in the batches of the update it starts; the rest drawn from all of them.
-        let fresh: Vec<usize> = (0..n)
-            .filter(|&i| data.pairs[i].newest >= data.fresh_from)
-            .collect();
         let k = fresh_pairs.min(batch_pairs);
+        let fresh: Vec<usize> = if k == 0 {
+            Vec::new()
+        } else {
+            (0..n)
+                .filter(|&i| data.pairs[i].newest >= data.fresh_from)
+                .collect()
+        };
         let mut idx: Vec<usize> = if fresh.len() <= k {
             fresh
         } else {

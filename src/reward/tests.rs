@@ -462,3 +462,30 @@ fn every_batch_holds_the_newest_feedback_s_comparisons() {
     // About 20 * 8 * 20 / 400 = 8 expected.
     assert!(hits < 20 * cfg.fresh_pairs / 2, "{hits}");
 }
+
+#[test]
+fn a_tie_weighs_tie_weight_and_a_preference_one() {
+    let mut log = log_with(&[("hi", "a"), ("hi", "b"), ("hi", "c"), ("hi", "d")]);
+    log.add(Feedback::Pair {
+        better: 0,
+        worse: 1,
+        tie: false,
+    })
+    .unwrap();
+    log.add(Feedback::Pair {
+        better: 2,
+        worse: 3,
+        tie: true,
+    })
+    .unwrap();
+    let cfg = RewardConfig::new()
+        .with_implied_pair_weight(0.0)
+        .with_tie_weight(0.25);
+    let data = RewardData::from_log(&log, &cfg);
+    let got: Vec<(usize, usize, f32, f32)> = data
+        .pairs
+        .iter()
+        .map(|c| (c.chosen, c.rejected, c.target, c.weight))
+        .collect();
+    assert_eq!(got, vec![(0, 1, 1.0, 1.0), (2, 3, 0.5, 0.25)]);
+}
