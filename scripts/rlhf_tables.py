@@ -3,7 +3,7 @@
 tables and prints them as Markdown (mean and spread over seeds).
 
 Usage: cargo build --release && scripts/rlhf_tables.py [--seeds 3] [--ratings 40] [--out DIR]
-       [--set KEY=VALUE ...] [--only thumbs --only polite ...] [--model DIR]
+       [--set KEY=VALUE ...] [--only thumbs --only polite ...] [--pairs extremes] [--model DIR]
 Each run's JSON is kept under --out (default target/rlhf-tables) and reused when present, so an
 interrupted run continues where it stopped. About 45 s per run on a 2-core machine.
 """
@@ -21,6 +21,8 @@ ap.add_argument("--out", default=str(root / "target" / "rlhf-tables"))
 ap.add_argument("--regex", default="(?i)thank")
 ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                 help="a session setting passed to every run (simulate --set)")
+ap.add_argument("--pairs", default="in-order", choices=["in-order", "extremes"],
+                help="which replies of a round a pair compares (simulate --pairs)")
 ap.add_argument("--model", help="a model folder that `pretrain --out DIR` wrote (default: the built-in one)")
 ap.add_argument("--only", action="append", default=[],
                 help="run only these tables (thumbs, pairs, stars, regex) and raters")
@@ -44,6 +46,8 @@ def run(label, feedback, who, seed):
     if not path.exists():
         cmd = [str(binary), *(["--model", args.model] if args.model else []), "simulate", *who, "--feedback", feedback, "--ratings",
                str(args.ratings), "--seed", str(seed), "--json"]
+        if feedback == "pairs" and args.pairs != "in-order":
+            cmd += ["--pairs", args.pairs]
         for kv in args.set:
             cmd += ["--set", kv]
         res = subprocess.run(cmd, capture_output=True, text=True, check=True)

@@ -144,13 +144,14 @@ impl UpdateBencher {
     /// [total, SFT, reward model, PPO rollout, PPO epochs, samples].
     pub fn run_one(&mut self) -> [f64; 6] {
         use crate::session::{Event, Stage};
-        use crate::simulate::{FeedbackKind, round};
+        use crate::simulate::{FeedbackKind, PairChoice, round};
         if self.pending.is_empty() {
             let p = self.prompts.prompt(false).text;
             self.pending = crate::block_on(round(
                 &mut self.session,
                 &self.rater,
                 FeedbackKind::Thumbs,
+                PairChoice::InOrder,
                 &p,
                 4,
             ))

@@ -60,6 +60,14 @@ enum FeedbackArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum PairsArg {
+    /// The first reply with the second, the third with the fourth.
+    InOrder,
+    /// The best with the worst, then the two in between.
+    Extremes,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum DeviceArg {
     Cpu,
     Gpu,
@@ -152,6 +160,10 @@ enum Command {
         /// preference on each of 2 pairs.
         #[arg(long, value_enum, default_value_t = FeedbackArg::Thumbs)]
         feedback: FeedbackArg,
+        /// Which replies of a round a pair compares: in sampled order, or the one the rater
+        /// likes best with the one it likes least, then the two in between.
+        #[arg(long, value_enum, default_value_t = PairsArg::InOrder)]
+        pairs: PairsArg,
         /// Seed of the session, the rounds' prompts and the measurement.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -537,10 +549,15 @@ fn run(cli: &Cli) -> Result<(), String> {
             grader_timeout,
             ratings,
             feedback,
+            pairs,
             seed,
             eval_prompts,
             set,
         } => {
+            let pairs = match pairs {
+                PairsArg::InOrder => simulate::PairChoice::InOrder,
+                PairsArg::Extremes => simulate::PairChoice::Extremes,
+            };
             let rater = match (rater, grader_cmd, grader_regex) {
                 (Some(r), _, _) => Rater::Taste(match r {
                     RaterArg::Polite => Taste::Polite,
@@ -626,6 +643,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     &mut session,
                     &rater,
                     kind,
+                    pairs,
                     &prompt,
                     per_round,
                 ))
@@ -669,6 +687,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     json!({
                         "rater": rater.describe(),
                         "feedback": kind,
+                        "pairs": pairs,
                         "seed": seed,
                         "ratings": given,
                         "base_rate": base.preferred,

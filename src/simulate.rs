@@ -3,7 +3,8 @@
 //!
 //! Each round takes a corpus prompt (a training prompt: the held-out ones are kept for the final
 //! measurement), samples replies from the current policy and lets the rater give feedback of one
-//! kind: a thumbs or stars rating on every reply, or a preference on each consecutive pair.
+//! kind: a thumbs or stars rating on every reply, or a preference on pairs of them (in sampled
+//! order, or best against worst: [`PairChoice`]).
 
 use crate::corpus::{Corpus, classify};
 use crate::feedback::Feedback;
@@ -36,12 +37,50 @@ impl FeedbackKind {
     }
 }
 
+/// Which replies of a round a simulated person compares when giving pairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairChoice {
+    /// Two at a time in the order they were sampled: the first with the second, the third with
+    /// the fourth.
+    #[default]
+    InOrder,
+    /// The one the person likes best with the one they like least, then the next best with the
+    /// next worst, and so on (as in best–worst scaling, Louviere et al. 2015): the widest gaps
+    /// first. Replies the person likes equally keep their sampled order.
+    Extremes,
+}
+
+impl PairChoice {
+    /// The order in which to take replies two at a time, given the person's score of each.
+    pub fn order(self, scores: &[f64]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        if self == PairChoice::Extremes {
+            // Best first; a stable sort keeps equally liked replies in sampled order.
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+            let (n, sorted) = (order.len(), order);
+            order = (0..n)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        sorted[i / 2]
+                    } else {
+                        sorted[n - 1 - i / 2]
+                    }
+                })
+                .collect();
+        }
+        order
+    }
+}
+
 /// Asks `prompt`, samples `n` replies and returns the feedback `rater` gives on them (recorded
-/// in the session's log by the caller, one update each).
+/// in the session's log by the caller, one update each); `pairs` says which replies a
+/// preference compares.
 pub async fn round(
     session: &mut Session,
     rater: &Rater,
     kind: FeedbackKind,
+    pairs: PairChoice,
     prompt: &str,
     n: usize,
 ) -> Result<Vec<Feedback>, RoundError> {
@@ -70,21 +109,31 @@ pub async fn round(
                 stars: stars(s),
             })
             .collect(),
-        FeedbackKind::Pairs => replies
-            .chunks(2)
-            .zip(scores.chunks(2))
-            .filter(|(r, _)| r.len() == 2)
-            .map(|(r, s)| match prefer(s[0], s[1]) {
-                Some(first) => Feedback::Pair {
-                    better: if first { r[0].reply } else { r[1].reply },
-                    worse: if first { r[1].reply } else { r[0].reply },
-                    tie: false,
-                },
-                None => Feedback::Pair {
-                    better: r[0].reply,
-                    worse: r[1].reply,
-                    tie: true,
-                },
+        FeedbackKind::Pairs => pairs
+            .order(&scores)
+            .chunks_exact(2)
+            .map(|ab| {
+                let (a, b) = (ab[0], ab[1]);
+                match prefer(scores[a], scores[b]) {
+                    Some(first) => Feedback::Pair {
+                        better: if first {
+                            replies[a].reply
+                        } else {
+                            replies[b].reply
+                        },
+                        worse: if first {
+                            replies[b].reply
+                        } else {
+                            replies[a].reply
+                        },
+                        tie: false,
+                    },
+                    None => Feedback::Pair {
+                        better: replies[a].reply,
+                        worse: replies[b].reply,
+                        tie: true,
+                    },
+                }
             })
             .collect(),
     })
@@ -330,6 +379,19 @@ pub fn round_prompts(seed: u64) -> Corpus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extremes_pairs_the_best_with_the_worst_and_in_order_keeps_the_sampled_order() {
+        let scores = [0.5, -1.0, 1.0, -0.5, 0.0];
+        assert_eq!(PairChoice::InOrder.order(&scores), vec![0, 1, 2, 3, 4]);
+        // Best (2) with worst (1), next best (0) with next worst (3), the middle one (4) last.
+        assert_eq!(PairChoice::Extremes.order(&scores), vec![2, 1, 0, 3, 4]);
+        // Equally liked replies stay in sampled order.
+        assert_eq!(
+            PairChoice::Extremes.order(&[1.0, -1.0, 1.0, -1.0]),
+            vec![0, 3, 2, 1]
+        );
+    }
 
     #[test]
     fn scores_by_label_averages_each_label_over_well_formed_replies_only() {

@@ -212,9 +212,16 @@ impl Engine {
             let kind = FeedbackKind::from_name(&kind)
                 .ok_or_else(|| js_err(format!("unknown feedback kind {kind:?}")))?;
             let mut s = borrow(&state)?;
-            let feedback = simulate::round(&mut s.session, &rater, kind, &prompt, n)
-                .await
-                .map_err(js_err)?;
+            let feedback = simulate::round(
+                &mut s.session,
+                &rater,
+                kind,
+                simulate::PairChoice::InOrder,
+                &prompt,
+                n,
+            )
+            .await
+            .map_err(js_err)?;
             for fb in &feedback {
                 s.session.record(fb.clone()).map_err(js_err)?;
             }

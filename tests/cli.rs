@@ -277,8 +277,12 @@ fn simulate_runs_the_loop_and_reports_json() {
 
 #[test]
 fn simulate_refuses_bad_arguments_clearly() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["simulate", "--ratings", "3"], "--rater"),
+        (
+            &["simulate", "--rater", "polite", "--pairs", "sideways"],
+            "--pairs",
+        ),
         (
             &["simulate", "--rater", "polite", "--ratings", "0"],
             "--ratings",

@@ -218,7 +218,15 @@ fn a_toy_simulation_raises_the_raters_score() {
     let mut ratings = 0;
     while ratings < 12 {
         let p = corpus.prompt(false).text;
-        let fbs = crate::block_on(round(&mut s, &rater, FeedbackKind::Thumbs, &p, 4)).unwrap();
+        let fbs = crate::block_on(round(
+            &mut s,
+            &rater,
+            FeedbackKind::Thumbs,
+            crate::simulate::PairChoice::InOrder,
+            &p,
+            4,
+        ))
+        .unwrap();
         for fb in fbs {
             s.record(fb).unwrap();
             crate::block_on(s.update()).unwrap();
