@@ -14,7 +14,7 @@ use crate::feedback::Feedback;
 use crate::model::GptConfig;
 use crate::rater::{Rater, Taste};
 use crate::session::{Session, SessionConfig};
-use crate::simulate::{self, FeedbackKind};
+use crate::simulate::{self, FeedbackKind, PairChoice};
 use crate::tokenizer::Tokenizer;
 use burn::prelude::*;
 use js_sys::Promise;
@@ -197,7 +197,8 @@ impl Engine {
 
     /// One autopilot round: samples `n` replies to `prompt`, lets the rater (`polite`,
     /// `truthful`, `short`, `cheerful`, or `keyword` with `keyword` set) give `kind` feedback
-    /// ("thumbs", "stars", "pairs"), records it and returns `{replies, feedback, scores}`.
+    /// ("thumbs", "stars", "pairs" in sampled order, or "pairs_extremes": the best reply against
+    /// the worst, then the two in between), records it and returns `{replies, feedback}`.
     pub fn autopilot_round(
         &self,
         rater: String,
@@ -209,19 +210,18 @@ impl Engine {
         let state = self.state.clone();
         future_to_promise(async move {
             let rater = rater_named(&rater, &keyword)?;
-            let kind = FeedbackKind::from_name(&kind)
-                .ok_or_else(|| js_err(format!("unknown feedback kind {kind:?}")))?;
+            let (kind, pairs) = match kind.as_str() {
+                "pairs_extremes" => (FeedbackKind::Pairs, PairChoice::Extremes),
+                name => (
+                    FeedbackKind::from_name(name)
+                        .ok_or_else(|| js_err(format!("unknown feedback kind {kind:?}")))?,
+                    PairChoice::InOrder,
+                ),
+            };
             let mut s = borrow(&state)?;
-            let feedback = simulate::round(
-                &mut s.session,
-                &rater,
-                kind,
-                simulate::PairChoice::InOrder,
-                &prompt,
-                n,
-            )
-            .await
-            .map_err(js_err)?;
+            let feedback = simulate::round(&mut s.session, &rater, kind, pairs, &prompt, n)
+                .await
+                .map_err(js_err)?;
             for fb in &feedback {
                 s.session.record(fb.clone()).map_err(js_err)?;
             }

@@ -139,6 +139,46 @@ async fn flex_generate_rate_and_update() {
     let status = engine.status().unwrap();
     assert_eq!(num(&status, "queued"), 0.0);
     assert_eq!(num(&status, "version"), 1.0);
+
+    // The autopilot's "A vs B, best against worst": in every round its first pair holds the
+    // rater's favourite reply and its least favourite.
+    let mut spread = 0;
+    for prompt in [
+        "how are you today?",
+        "what is 7 plus 5?",
+        "give me a tip for sleep",
+        "hi!",
+    ] {
+        let out = JsFuture::from(engine.autopilot_round(
+            "polite".into(),
+            String::new(),
+            "pairs_extremes".into(),
+            prompt.into(),
+            4,
+        ))
+        .await
+        .expect("an autopilot round");
+        let replies: Vec<(f64, f64)> = Array::from(&get(&out, "replies"))
+            .iter()
+            .map(|r| (num(&r, "reply"), num(&r, "score")))
+            .collect();
+        assert_eq!(replies.len(), 4);
+        let score = |reply: f64| replies.iter().find(|r| r.0 == reply).unwrap().1;
+        let best = replies.iter().map(|r| r.1).fold(f64::MIN, f64::max);
+        let worst = replies.iter().map(|r| r.1).fold(f64::MAX, f64::min);
+        spread += usize::from(best > worst);
+        let pairs = Array::from(&get(&out, "feedback"));
+        assert_eq!(pairs.length(), 2);
+        let first = pairs.get(0);
+        assert_eq!(text(&get(&first, "kind")), "pair");
+        assert_eq!(score(num(&first, "better")), best, "{prompt}: {replies:?}");
+        assert_eq!(score(num(&first, "worse")), worst, "{prompt}: {replies:?}");
+    }
+    assert!(
+        spread > 0,
+        "some round had replies the rater likes differently"
+    );
+    assert_eq!(num(&engine.status().unwrap(), "queued"), 8.0);
 }
 
 #[wasm_bindgen_test]
@@ -181,6 +221,20 @@ async fn bad_input_gets_a_clear_message() {
         .await
         .unwrap_err();
     assert!(!text(&err).is_empty());
+    let err = JsFuture::from(engine.autopilot_round(
+        "polite".into(),
+        String::new(),
+        "pairs_sideways".into(),
+        "hello".into(),
+        4,
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        text(&err).contains("unknown feedback kind"),
+        "{}",
+        text(&err)
+    );
     assert_eq!(num(&engine.status().unwrap(), "queued"), 0.0);
 }
 
