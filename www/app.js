@@ -218,6 +218,12 @@ function renderCards() {
       r.textContent = `You rated: ${card.rated.join(" ")}`;
       el.append(r);
     }
+    if (card.raterGave && card.raterGave.length) {
+      const r = document.createElement("div");
+      r.className = "rated";
+      r.textContent = `The rater gave: ${card.raterGave.join(" ")}`;
+      el.append(r);
+    }
     box.append(el);
   }
 }
@@ -385,6 +391,22 @@ async function waitIdle() {
   }
 }
 
+// Shows on the cards what the autopilot's rater gave: its thumbs or stars, or which reply it
+// preferred in each pair (or a tie).
+function markAutopilotFeedback(feedback) {
+  const card = (reply) => state.cards.find((c) => c.reply === reply);
+  for (const fb of feedback) {
+    if (fb.kind === "thumbs" && card(fb.reply)) card(fb.reply).raterGave.push(fb.up ? "👍" : "👎");
+    else if (fb.kind === "stars" && card(fb.reply)) card(fb.reply).raterGave.push(`${fb.stars}★`);
+    else if (fb.kind === "pair") {
+      const a = card(fb.better), b = card(fb.worse);
+      if (!a || !b) continue;
+      if (fb.tie) { a.raterGave.push(`tie with ${b.label}`); b.raterGave.push(`tie with ${a.label}`); }
+      else { a.raterGave.push(`better than ${b.label}`); b.raterGave.push(`worse than ${a.label}`); }
+    }
+  }
+}
+
 async function autopilot() {
   const rater = $("auto-rater").value;
   const keyword = $("auto-keyword").value;
@@ -401,7 +423,8 @@ async function autopilot() {
       $("prompt").value = p;
       const out = await call("autopilot", { rater, keyword, kind, prompt: p, n: 4 });
       state.prompt = p;
-      state.cards = out.replies.map((r, i) => ({ ...r, label: "ABCD"[i], rated: [] }));
+      state.cards = out.replies.map((r, i) => ({ ...r, label: "ABCD"[i], rated: [], raterGave: [] }));
+      markAutopilotFeedback(out.feedback);
       renderCards();
       run.rounds += 1;
       $("auto-status").textContent = `Round ${run.rounds}: the rater gave ${out.feedback.length} rating${out.feedback.length === 1 ? "" : "s"}. Training…`;

@@ -103,6 +103,10 @@ if (!gpu && !process.env.SKIP_AUTOPILOT) {
     `rater's thumbs-up rate ${rates.map((r) => Math.round(100 * r)).join(" ")} %`);
   check(rates.length >= 24, `the rater chart has a point per update (${rates.length})`);
   check(last >= first + 0.15, `autopilot raises the polite rate the page shows (first 4 updates ${Math.round(100 * first)}%, last 4 ${Math.round(100 * last)}%)`);
+  // The cards show what the rater gave: a thumb on each of the last round's four replies.
+  const gave = await page.$$eval(".reply-card .rated", (els) => els.map((e) => e.textContent));
+  check(gave.length === 4 && gave.every((t) => /^The rater gave: (👍|👎)$/u.test(t)),
+    `each card shows the rater's thumb (${JSON.stringify(gave)})`);
   await page.screenshot({ path: `${out}/page-${backend}-autopilot.png`, fullPage: true });
 }
 // Recovery when the engine traps (e.g. the GPU device is lost): the worker reports it, the
