@@ -618,9 +618,14 @@ fn run(cli: &Cli) -> Result<(), String> {
             let base = measure(&session)?;
             if !cli.json {
                 println!(
-                    "rater: {}, feedback: {:?}, base model preferred rate {:.1}% on {} held-out prompts",
+                    "rater: {}, feedback: {:?}{}, base model preferred rate {:.1}% on {} held-out prompts",
                     rater.describe(),
                     kind,
+                    if kind == FeedbackKind::Pairs {
+                        format!(" ({pairs:?})")
+                    } else {
+                        String::new()
+                    },
                     base.preferred * 100.0,
                     eval_prompts
                 );
