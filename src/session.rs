@@ -947,11 +947,7 @@ impl Session {
             .flat_map(|b| ref_closed[b * wc..b * wc + w].iter().copied())
             .collect();
         self.moments.update(&scores, self.cfg.reward.norm_momentum);
-        let floor = self.cfg.reward.norm_std_floor;
-        let normalised: Vec<f32> = scores
-            .iter()
-            .map(|&s| self.moments.normalise(s, floor))
-            .collect();
+        let normalised = self.normalised(&scores);
         ppo::make_experience(
             &policy,
             &self.reference,
@@ -1004,9 +1000,15 @@ impl Session {
     pub async fn reward_scores(&self, texts: &[(String, String)]) -> Vec<f32> {
         let rm = self.reward_model.as_ref().expect("reward model").valid();
         let raw = reward::score_texts(&rm, &self.tok, texts, &self.device).await;
+        self.normalised(&raw)
+    }
+
+    /// Reward-model scores normalised by the running statistics of its rollout scores.
+    fn normalised(&self, scores: &[f32]) -> Vec<f32> {
         let floor = self.cfg.reward.norm_std_floor;
-        raw.into_iter()
-            .map(|x| self.moments.normalise(x, floor))
+        scores
+            .iter()
+            .map(|&s| self.moments.normalise(s, floor))
             .collect()
     }
 

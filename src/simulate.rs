@@ -113,26 +113,16 @@ pub async fn round(
             .order(&scores)
             .chunks_exact(2)
             .map(|ab| {
-                let (a, b) = (ab[0], ab[1]);
-                match prefer(scores[a], scores[b]) {
-                    Some(first) => Feedback::Pair {
-                        better: if first {
-                            replies[a].reply
-                        } else {
-                            replies[b].reply
-                        },
-                        worse: if first {
-                            replies[b].reply
-                        } else {
-                            replies[a].reply
-                        },
-                        tie: false,
-                    },
-                    None => Feedback::Pair {
-                        better: replies[a].reply,
-                        worse: replies[b].reply,
-                        tie: true,
-                    },
+                let preferred = prefer(scores[ab[0]], scores[ab[1]]);
+                // A tie keeps the pair's order; otherwise the preferred reply comes first.
+                let (better, worse) = match preferred {
+                    Some(false) => (ab[1], ab[0]),
+                    _ => (ab[0], ab[1]),
+                };
+                Feedback::Pair {
+                    better: replies[better].reply,
+                    worse: replies[worse].reply,
+                    tie: preferred.is_none(),
                 }
             })
             .collect(),
