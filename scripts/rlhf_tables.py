@@ -3,7 +3,8 @@
 tables and prints them as Markdown (mean and spread over seeds).
 
 Usage: cargo build --release && scripts/rlhf_tables.py [--seeds 3] [--ratings 40] [--out DIR]
-       [--set KEY=VALUE ...] [--only thumbs --only polite ...] [--pairs extremes] [--model DIR]
+       [--set KEY=VALUE ...] [--only thumbs --only polite ...] [--pairs extremes] [--replies 4]
+       [--model DIR]
 Each run's JSON is kept under --out (default target/rlhf-tables) and reused when present, so an
 interrupted run continues where it stopped. About 45 s per run on a 2-core machine.
 """
@@ -23,6 +24,8 @@ ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                 help="a session setting passed to every run (simulate --set)")
 ap.add_argument("--pairs", default="in-order", choices=["in-order", "extremes"],
                 help="which replies of a round a pair compares (simulate --pairs)")
+ap.add_argument("--replies", type=int, default=4,
+                help="replies sampled per round (simulate --replies)")
 ap.add_argument("--model", help="a model folder that `pretrain --out DIR` wrote (default: the built-in one)")
 ap.add_argument("--only", action="append", default=[],
                 help="run only these tables (thumbs, pairs, stars, regex) and raters")
@@ -46,6 +49,8 @@ def run(label, feedback, who, seed):
     if not path.exists():
         cmd = [str(binary), *(["--model", args.model] if args.model else []), "simulate", *who, "--feedback", feedback, "--ratings",
                str(args.ratings), "--seed", str(seed), "--json"]
+        if args.replies != 4:
+            cmd += ["--replies", str(args.replies)]
         if feedback == "pairs" and args.pairs != "in-order":
             cmd += ["--pairs", args.pairs]
         for kv in args.set:

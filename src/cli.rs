@@ -156,10 +156,13 @@ enum Command {
         /// Pieces of feedback to give (each runs one update).
         #[arg(long, default_value_t = 40)]
         ratings: usize,
-        /// Kind of feedback: thumbs on each of 4 replies per round, stars on each, or a
-        /// preference on each of 2 pairs.
+        /// Kind of feedback: thumbs on each reply of a round, stars on each, or a preference
+        /// on each pair of them.
         #[arg(long, value_enum, default_value_t = FeedbackArg::Thumbs)]
         feedback: FeedbackArg,
+        /// Replies sampled per round (each a thumbs or stars rating; two make a pair).
+        #[arg(long, default_value_t = 4)]
+        replies: usize,
         /// Which replies of a round a pair compares: in sampled order, or the one the rater
         /// likes best with the one it likes least, then the two in between.
         #[arg(long, value_enum, default_value_t = PairsArg::InOrder)]
@@ -549,6 +552,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             grader_timeout,
             ratings,
             feedback,
+            replies,
             pairs,
             seed,
             eval_prompts,
@@ -580,6 +584,11 @@ fn run(cli: &Cli) -> Result<(), String> {
             if !(1..=10_000).contains(ratings) {
                 return Err(format!(
                     "--ratings must be between 1 and 10000 (got {ratings})"
+                ));
+            }
+            if !(2..=16).contains(replies) {
+                return Err(format!(
+                    "--replies must be between 2 and 16 (got {replies})"
                 ));
             }
             if !(1..=5_000).contains(eval_prompts) {
@@ -618,7 +627,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             let base = measure(&session)?;
             if !cli.json {
                 println!(
-                    "rater: {}, feedback: {:?}{}, base model preferred rate {:.1}% on {} held-out prompts",
+                    "rater: {}, feedback: {:?}{}, {replies} replies a round, base model preferred rate {:.1}% on {} held-out prompts",
                     rater.describe(),
                     kind,
                     if kind == FeedbackKind::Pairs {
@@ -638,8 +647,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 x.map_or("-".to_string(), |v| format!("{:.*}", prec, v * scale))
             };
             let mut corpus = simulate::round_prompts(*seed);
-            // Four replies a round: four thumbs or stars ratings, or two pairs.
-            let per_round = 4;
+            let per_round = *replies;
             let mut rows = Vec::new();
             let mut given = 0;
             'rounds: while given < *ratings {
@@ -693,6 +701,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                         "rater": rater.describe(),
                         "feedback": kind,
                         "pairs": pairs,
+                        "replies_per_round": per_round,
                         "seed": seed,
                         "ratings": given,
                         "base_rate": base.preferred,

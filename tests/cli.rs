@@ -277,8 +277,12 @@ fn simulate_runs_the_loop_and_reports_json() {
 
 #[test]
 fn simulate_refuses_bad_arguments_clearly() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["simulate", "--ratings", "3"], "--rater"),
+        (
+            &["simulate", "--rater", "polite", "--replies", "1"],
+            "--replies must be between 2 and 16",
+        ),
         (
             &["simulate", "--rater", "polite", "--pairs", "sideways"],
             "--pairs",
