@@ -48,9 +48,7 @@ def run(label, feedback, who, seed):
     path = out / f"{name}.json"
     if not path.exists():
         cmd = [str(binary), *(["--model", args.model] if args.model else []), "simulate", *who, "--feedback", feedback, "--ratings",
-               str(args.ratings), "--seed", str(seed), "--json"]
-        if args.replies != 4:
-            cmd += ["--replies", str(args.replies)]
+               str(args.ratings), "--seed", str(seed), "--replies", str(args.replies), "--json"]
         if feedback == "pairs" and args.pairs != "in-order":
             cmd += ["--pairs", args.pairs]
         for kv in args.set:

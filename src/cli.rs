@@ -586,9 +586,11 @@ fn run(cli: &Cli) -> Result<(), String> {
                     "--ratings must be between 1 and 10000 (got {ratings})"
                 ));
             }
-            if !(2..=16).contains(replies) {
+            // Two at least: a pair needs two replies.
+            if !(2..=Session::MAX_REPLIES).contains(replies) {
                 return Err(format!(
-                    "--replies must be between 2 and 16 (got {replies})"
+                    "--replies must be between 2 and {} (got {replies})",
+                    Session::MAX_REPLIES
                 ));
             }
             if !(1..=5_000).contains(eval_prompts) {
@@ -647,7 +649,6 @@ fn run(cli: &Cli) -> Result<(), String> {
                 x.map_or("-".to_string(), |v| format!("{:.*}", prec, v * scale))
             };
             let mut corpus = simulate::round_prompts(*seed);
-            let per_round = *replies;
             let mut rows = Vec::new();
             let mut given = 0;
             'rounds: while given < *ratings {
@@ -658,7 +659,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     kind,
                     pairs,
                     &prompt,
-                    per_round,
+                    *replies,
                 ))
                 .map_err(|e| e.to_string())?;
                 for fb in fbs {
@@ -701,7 +702,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                         "rater": rater.describe(),
                         "feedback": kind,
                         "pairs": pairs,
-                        "replies_per_round": per_round,
+                        "replies_per_round": replies,
                         "seed": seed,
                         "ratings": given,
                         "base_rate": base.preferred,

@@ -325,6 +325,9 @@ pub struct Session {
 const UNSEEN_WINDOW: usize = 50;
 
 impl Session {
+    /// The most replies [`Session::generate`] samples at once.
+    pub const MAX_REPLIES: usize = 16;
+
     /// A session starting from the weights in `bytes` (as written by `pretrain`), on `device`
     /// (training runs on its autodiff form).
     pub fn new(
@@ -469,8 +472,12 @@ impl Session {
         prompt: &str,
         n: usize,
     ) -> Result<Vec<Generated>, SessionError> {
-        if !(1..=16).contains(&n) {
-            return Err(FeedbackError(format!("ask for 1 to 16 replies, not {n}")).into());
+        if !(1..=Self::MAX_REPLIES).contains(&n) {
+            return Err(FeedbackError(format!(
+                "ask for 1 to {} replies, not {n}",
+                Self::MAX_REPLIES
+            ))
+            .into());
         }
         let p = self.log.add_prompt(prompt)?;
         let (prompt_ids, shortened) = self.fit_prompt(prompt);
