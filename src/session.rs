@@ -28,7 +28,7 @@ use crate::tokenizer::{BOT, END, Tokenizer, USER};
 use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Settings of a session: the three stages' own settings and how they are fed.
 #[derive(Config, Debug)]
@@ -103,6 +103,15 @@ impl SessionConfig {
         range("reward.max_grad_norm", r.max_grad_norm, 1e-3, 1e3)?;
         range("reward.norm_momentum", r.norm_momentum, 0.0, 1.0)?;
         range("reward.norm_std_floor", r.norm_std_floor, 1e-3, 100.0)?;
+        // A negative weight would reward text the model finds unlikely: garbled replies.
+        range("reward.confidence_weight", r.confidence_weight, 0.0, 1000.0)?;
+        range("reward.confidence_prior", r.confidence_prior, 0.0, 1000.0)?;
+        range(
+            "reward.confidence_full_agreement",
+            r.confidence_full_agreement,
+            0.01,
+            1.0,
+        )?;
         range("ppo.lr", p.lr, 1e-7, 0.1)?;
         range("ppo.batch_size", p.batch_size, 1, 64)?;
         range("ppo.minibatch_size", p.minibatch_size, 1, 64)?;
@@ -319,6 +328,11 @@ pub struct Session {
     reward_blocks_trained: usize,
     /// Updates started so far (one per piece of feedback).
     updates_begun: usize,
+    /// The reference's confidence in each rated (prompt, reply) text.
+    confidence: HashMap<(String, String), f32>,
+    /// How far the comparisons so far agree with the reference's confidence (τ of
+    /// [`reward::confidence_agreement`]; 0 before any).
+    agreement: f64,
 }
 
 /// How many recent outcomes the held-out accuracy averages.
@@ -367,6 +381,8 @@ impl Session {
             fitted_upto: 0,
             reward_fitted: false,
             unseen_outcomes: Vec::new(),
+            confidence: HashMap::new(),
+            agreement: 0.0,
             update: None,
             features: reward::FeatureCache::default(),
             reward_blocks_trained: 0,
@@ -422,6 +438,50 @@ impl Session {
         }
         self.cfg = cfg;
         Ok(())
+    }
+
+    /// The weight of the reference's confidence in PPO's score now: the most weight, scaled by
+    /// how far the comparisons so far agree with it (none when they do not).
+    fn confidence_weight(&self) -> f64 {
+        let r = &self.cfg.reward;
+        r.confidence_weight * (self.agreement / r.confidence_full_agreement).clamp(0.0, 1.0)
+    }
+
+    /// The reference's confidence in (prompt, reply) texts not seen before, computed in
+    /// batches and kept; then the agreement of the comparisons of `data` with it.
+    async fn update_agreement(&mut self, data: &RewardData) {
+        let missing: Vec<(String, String)> = data
+            .texts
+            .iter()
+            .filter(|t| !self.confidence.contains_key(*t))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if self.confidence.len() + missing.len() > 4096 {
+            self.confidence.clear();
+            return Box::pin(self.update_agreement(data)).await;
+        }
+        let ctx = self.reference.context();
+        for chunk in missing.chunks(32) {
+            let (seqs, starts): (Vec<Vec<u32>>, Vec<usize>) = chunk
+                .iter()
+                .map(|(prompt, reply)| {
+                    let (mut ids, start) = self.tok.encode_exchange(prompt, reply);
+                    ids.truncate(ctx);
+                    (ids, start)
+                })
+                .unzip();
+            let batch = Batch::right_padded(&seqs, &self.device);
+            let width = batch.tokens.dims()[1] - 1;
+            let hidden = self.reference.forward(&batch, None);
+            let lp = crate::read(self.reference.token_logprobs(hidden, batch.tokens.clone())).await;
+            let conf = reward::reference_confidence(&lp, width, &seqs, &starts);
+            self.confidence.extend(chunk.iter().cloned().zip(conf));
+        }
+        let conf: Vec<f32> = data.texts.iter().map(|t| self.confidence[t]).collect();
+        self.agreement =
+            reward::confidence_agreement(&data.pairs, &conf, self.cfg.reward.confidence_prior);
     }
 
     /// The reward model's top blocks that are its own (trained now or before, after a change of
@@ -694,6 +754,12 @@ impl Session {
                         BTreeMap::new(),
                     );
                 }
+                if self.cfg.reward.confidence_weight > 0.0 {
+                    let data = std::mem::take(&mut up.reward_data);
+                    self.update_agreement(&data).await;
+                    up.reward_data = data;
+                }
+                let data = &up.reward_data;
                 // Held-out accuracy: the comparisons that arrived since the last fitting, scored
                 // before the model trains on them (each label is tested once, then learned from).
                 let unseen: Vec<&reward::Comparison> = data
@@ -777,6 +843,10 @@ impl Session {
                     );
                 }
                 m.insert("pairs".into(), up.reward_data.pairs.len() as f64);
+                if self.cfg.reward.confidence_weight > 0.0 {
+                    m.insert("confidence_agreement".into(), self.agreement);
+                    m.insert("confidence_weight".into(), self.confidence_weight());
+                }
                 up.phase = Phase::Rollout(0);
                 Self::finish_stage(up, Stage::Reward, None, m)
             }
@@ -855,7 +925,19 @@ impl Session {
                         steps,
                     };
                 }
-                let m = ppo::metrics(exp, &up.mb_stats);
+                let mut m = ppo::metrics(exp, &up.mb_stats);
+                // The reference's mean log-prob per token of the rollouts (part of the score).
+                let confidence = reward::reference_confidence(
+                    &exp.ref_logprobs,
+                    exp.t - 1,
+                    &exp.seqs,
+                    &exp.starts,
+                );
+                m.insert(
+                    "objective/confidence".into(),
+                    confidence.iter().map(|&c| c as f64).sum::<f64>()
+                        / confidence.len().max(1) as f64,
+                );
                 self.kl.update(m["objective/kl"], exp.len());
                 up.ppo_metrics = m;
                 if iter + 1 < self.cfg.ppo.iterations {
@@ -953,6 +1035,11 @@ impl Session {
         let ref_logprobs: Vec<f32> = (0..seqs.len())
             .flat_map(|b| ref_closed[b * wc..b * wc + w].iter().copied())
             .collect();
+        // PPO's score: the reward model's plus the reference's confidence in the reply, both
+        // read from the closed exchange (a reply cut off by the length limit is scored as if
+        // it ended there).
+        let confidence = reward::reference_confidence(&ref_closed, wc, &scored, &starts);
+        let scores = reward::with_confidence(&scores, &confidence, self.confidence_weight());
         self.moments.update(&scores, self.cfg.reward.norm_momentum);
         let normalised = self.normalised(&scores);
         ppo::make_experience(
@@ -1002,12 +1089,37 @@ impl Session {
             .collect()
     }
 
-    /// The reward model's scores of (prompt, reply) texts, normalised by the running statistics
-    /// of its rollout scores, as PPO's reward uses them.
+    /// The scores PPO's reward uses for (prompt, reply) texts: the reward model's, plus the
+    /// reference's confidence, normalised by the running statistics of its rollout scores.
     pub async fn reward_scores(&self, texts: &[(String, String)]) -> Vec<f32> {
+        if texts.is_empty() {
+            return Vec::new();
+        }
+        let ctx = self.reference.context();
+        let (seqs, starts): (Vec<Vec<u32>>, Vec<usize>) = texts
+            .iter()
+            .map(|(prompt, reply)| {
+                let (mut ids, start) = self.tok.encode_exchange(prompt, reply);
+                ids.truncate(ctx);
+                (ids, start)
+            })
+            .unzip();
         let rm = self.reward_model.as_ref().expect("reward model").valid();
-        let raw = reward::score_texts(&rm, &self.tok, texts, &self.device).await;
-        self.normalised(&raw)
+        let (raw, rp) = reward::scores_and_reference_logprobs(
+            &rm,
+            &self.reference,
+            &seqs,
+            self.reward_own_blocks(),
+            &self.device,
+        )
+        .await;
+        let width = seqs.iter().map(Vec::len).max().unwrap_or(1) - 1;
+        let confidence = reward::reference_confidence(&rp, width, &seqs, &starts);
+        self.normalised(&reward::with_confidence(
+            &raw,
+            &confidence,
+            self.confidence_weight(),
+        ))
     }
 
     /// Reward-model scores normalised by the running statistics of its rollout scores.
@@ -1020,7 +1132,7 @@ impl Session {
     }
 
     /// Per-token log-probs of `seqs` (all sharing a prompt of `start` tokens) under `policy` and
-    /// the reference, and their reward-model scores.
+    /// the reference, and their scores (the reward model's plus the reference's confidence).
     async fn token_changes(
         &self,
         policy: &Gpt,
@@ -1041,6 +1153,9 @@ impl Session {
             &self.device,
         )
         .await;
+        let starts = vec![start; seqs.len()];
+        let confidence = reward::reference_confidence(&rp, t - 1, seqs, &starts);
+        let rewards = reward::with_confidence(&rewards, &confidence, self.confidence_weight());
         let changes = seqs
             .iter()
             .enumerate()

@@ -489,3 +489,44 @@ fn a_tie_weighs_tie_weight_and_a_preference_one() {
         .collect();
     assert_eq!(got, vec![(0, 1, 1.0, 1.0), (2, 3, 0.5, 0.25)]);
 }
+
+#[test]
+fn reference_confidence_is_the_mean_log_prob_of_the_reply_tokens() {
+    // Width 4 (sequences of up to 5 tokens). Row 0: prompt of 2 tokens, reply of 3: positions
+    // 1, 2 and 3 emit its tokens. Row 1: a prompt of 3 tokens and no reply.
+    let lp = [-9.0, -1.0, -2.0, -3.0, -5.0, -5.0, -5.0, -5.0];
+    let seqs = vec![vec![1, 2, 3, 4, 5], vec![1, 2, 3]];
+    let c = reference_confidence(&lp, 4, &seqs, &[2, 3]);
+    assert_eq!(c, vec![-2.0, 0.0]);
+    assert_eq!(with_confidence(&[1.0, 0.5], &c, 0.5), vec![0.0, 0.5]);
+    assert_eq!(with_confidence(&[1.0, 0.5], &c, 0.0), vec![1.0, 0.5]);
+}
+
+#[test]
+fn confidence_agreement_is_a_weighted_kendall_tau_with_a_prior() {
+    let pair = |chosen, rejected, target, weight| Comparison {
+        chosen,
+        rejected,
+        target,
+        weight,
+        newest: 0,
+    };
+    let conf = [-0.2, -0.5, -0.9];
+    // 0 over 1 and 1 over 2 agree (weight 1 + 0.5), 2 over 0 disagrees (weight 0.5), and the
+    // tie is left out: (1 + 0.5 - 0.5) / (2 + prior).
+    let pairs = [
+        pair(0, 1, 1.0, 1.0),
+        pair(1, 2, 1.0, 0.5),
+        pair(2, 0, 1.0, 0.5),
+        pair(0, 2, 0.5, 1.0),
+    ];
+    assert!((confidence_agreement(&pairs, &conf, 0.0) - 0.5).abs() < 1e-9);
+    assert!((confidence_agreement(&pairs, &conf, 2.0) - 0.25).abs() < 1e-9);
+    assert_eq!(confidence_agreement(&[], &conf, 8.0), 0.0);
+    assert_eq!(confidence_agreement(&[], &conf, 0.0), 0.0);
+    // Always against the likelier reply: -1.
+    assert_eq!(
+        confidence_agreement(&[pair(2, 0, 1.0, 1.0)], &conf, 0.0),
+        -1.0
+    );
+}

@@ -37,6 +37,8 @@ fn one_rating_runs_every_stage_in_slices() {
     // can be counted whatever the base model's first update does.
     let mut cfg = small();
     cfg.ppo.target_kl = 0.0;
+    // The reference's confidence on, so that its agreement is measured and reported.
+    cfg.reward.confidence_weight = 20.0;
     let mut s = session(cfg);
     let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
     assert_eq!(replies.len(), 2);
@@ -85,6 +87,12 @@ fn one_rating_runs_every_stage_in_slices() {
         "val/var_explained",
     ] {
         assert!(report.metric(Stage::Ppo, name).is_some(), "{name} missing");
+    }
+    for name in ["confidence_agreement", "confidence_weight"] {
+        assert!(
+            report.metric(Stage::Reward, name).is_some(),
+            "{name} missing"
+        );
     }
     assert_eq!(report.version, 1);
     assert_eq!(report.ratings, 1);
@@ -433,4 +441,92 @@ fn blocks_the_reward_model_trained_are_never_shared_with_the_reference() {
     assert!((shared(s.reward_own_blocks()) - own).abs() < 1e-4);
     // Sharing the trained block would have scored with the base model's copy of it.
     assert!((shared(1) - own).abs() > 1e-4, "{} vs {own}", shared(1));
+}
+
+#[test]
+fn the_reference_confidence_adds_to_the_score_and_favours_the_right_sum() {
+    let cfg = small();
+    let mut s = session(cfg.clone());
+    // As if every comparison so far had preferred the reply the reference finds likelier.
+    s.agreement = 1.0;
+    let texts: Vec<(String, String)> = ["7 plus 4 is 11.", "7 plus 4 is 10."]
+        .iter()
+        .map(|r| ("what is seven plus 4?".to_string(), r.to_string()))
+        .collect();
+    let scores_at = |s: &mut Session, weight: f64| {
+        let mut c = cfg.clone();
+        c.reward.confidence_weight = weight;
+        s.set_config(c).unwrap();
+        crate::block_on(s.reward_scores(&texts))
+    };
+    let (r0, r1, r2) = (
+        scores_at(&mut s, 0.0),
+        scores_at(&mut s, 1.0),
+        scores_at(&mut s, 2.0),
+    );
+    let bonus = |r: &[f32], i: usize| r[i] - r0[i];
+    for i in 0..2 {
+        // A mean log-prob: below zero, and in proportion to the weight.
+        assert!(bonus(&r1, i) < 0.0, "{r0:?} {r1:?}");
+        assert!(
+            (bonus(&r2, i) - 2.0 * bonus(&r1, i)).abs() < 1e-4,
+            "{r1:?} {r2:?}"
+        );
+    }
+    // The base model knows its sums: it is surer of the right one than of the wrong one.
+    assert!(bonus(&r1, 0) > bonus(&r1, 1), "{r0:?} {r1:?}");
+    // When the comparisons disagree with the reference's confidence, it adds nothing.
+    s.agreement = -0.5;
+    assert_eq!(scores_at(&mut s, 2.0), r0);
+    // A negative weight would reward unlikely text: refused.
+    let mut c = cfg.clone();
+    c.reward.confidence_weight = -1.0;
+    assert!(s.set_config(c).is_err());
+}
+
+#[test]
+fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none() {
+    for follow in [true, false] {
+        let mut cfg = small();
+        cfg.reward.confidence_weight = 20.0;
+        let mut s = session(cfg);
+        let prompt = "what is seven plus 4?";
+        let replies = crate::block_on(s.generate(prompt, 4)).unwrap();
+        let texts: Vec<(String, String)> = replies
+            .iter()
+            .map(|r| (prompt.to_string(), r.text.clone()))
+            .collect();
+        crate::block_on(s.update_agreement(&RewardData {
+            texts: texts.clone(),
+            ..Default::default()
+        }));
+        assert_eq!(s.confidence_weight(), 0.0, "no comparison yet");
+        // The replies the reference is surest and least sure of.
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by(|&a, &b| s.confidence[&texts[a]].total_cmp(&s.confidence[&texts[b]]));
+        let (least, most) = (order[0], order[order.len() - 1]);
+        assert!(s.confidence[&texts[least]] < s.confidence[&texts[most]]);
+        let (up, down) = if follow { (most, least) } else { (least, most) };
+        for (i, good) in [(up, true), (down, false)] {
+            let reply = replies[i].reply;
+            s.record(Feedback::Thumbs { reply, up: good }).unwrap();
+        }
+        // What the update's reward stage does first (one_rating_runs_every_stage_in_slices
+        // checks that it reports the outcome).
+        let data = RewardData::from_log(&s.log, &s.cfg.reward);
+        crate::block_on(s.update_agreement(&data));
+        if follow {
+            assert!(
+                s.agreement > 0.0 && s.confidence_weight() > 0.0,
+                "{}",
+                s.agreement
+            );
+        } else {
+            assert!(
+                s.agreement < 0.0 && s.confidence_weight() == 0.0,
+                "{}",
+                s.agreement
+            );
+        }
+    }
 }
