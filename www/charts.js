@@ -14,7 +14,8 @@ export const CHARTS = [
   },
   {
     id: "scores", title: "Reward of fresh replies",
-    help: "objective/scores: the reward model's mean score of the replies PPO just wrote. " +
+    help: "objective/scores: the reward model's mean score of the replies PPO just wrote " +
+      "(plus the bonus for words the base model was sure of, when that setting is on). " +
       "Rises as Pip learns what you like (as the reward model sees it).",
     series: [["ppo", "objective/scores"], ["ppo", "objective/rlhf_reward"]],
   },
