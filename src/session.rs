@@ -335,6 +335,9 @@ pub struct Session {
     agreement: f64,
 }
 
+/// Most (prompt, reply) texts whose reference confidence a session keeps.
+const CONFIDENCE_LIMIT: usize = 4096;
+
 /// How many recent outcomes the held-out accuracy averages.
 const UNSEEN_WINDOW: usize = 50;
 
@@ -450,6 +453,15 @@ impl Session {
     /// The reference's confidence in (prompt, reply) texts not seen before, computed in
     /// batches and kept; then the agreement of the comparisons of `data` with it.
     async fn update_agreement(&mut self, data: &RewardData) {
+        // A bound on what is kept: beyond it, only this update's texts are.
+        let known = data
+            .texts
+            .iter()
+            .filter(|t| self.confidence.contains_key(*t))
+            .count();
+        if self.confidence.len() + data.texts.len() - known > CONFIDENCE_LIMIT {
+            self.confidence.clear();
+        }
         let missing: Vec<(String, String)> = data
             .texts
             .iter()
@@ -458,10 +470,6 @@ impl Session {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        if self.confidence.len() + missing.len() > 4096 {
-            self.confidence.clear();
-            return Box::pin(self.update_agreement(data)).await;
-        }
         let ctx = self.reference.context();
         for chunk in missing.chunks(32) {
             let (seqs, starts): (Vec<Vec<u32>>, Vec<usize>) = chunk
