@@ -291,6 +291,8 @@ struct Update {
     mb_stats: Vec<MinibatchStats>,
     ppo_metrics: BTreeMap<String, f64>,
     rollouts: Vec<(String, String)>,
+    /// Mean reference confidence of the current rollouts, as their scores counted it.
+    rollout_confidence: f64,
 }
 
 /// Policy, reference, reward model and optimiser states, with the feedback log.
@@ -443,6 +445,20 @@ impl Session {
         Ok(())
     }
 
+    /// `<|user|> prompt <|bot|> reply <|end|>` ids of (prompt, reply) texts, cut to the
+    /// context, with the index of each reply's first token.
+    fn encode_exchanges(&self, texts: &[(String, String)]) -> (Vec<Vec<u32>>, Vec<usize>) {
+        let ctx = self.reference.context();
+        texts
+            .iter()
+            .map(|(prompt, reply)| {
+                let (mut ids, start) = self.tok.encode_exchange(prompt, reply);
+                ids.truncate(ctx);
+                (ids, start)
+            })
+            .unzip()
+    }
+
     /// The weight of the reference's confidence in PPO's score now: the most weight, scaled by
     /// how far the comparisons so far agree with it (none when they do not).
     fn confidence_weight(&self) -> f64 {
@@ -470,16 +486,8 @@ impl Session {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        let ctx = self.reference.context();
         for chunk in missing.chunks(32) {
-            let (seqs, starts): (Vec<Vec<u32>>, Vec<usize>) = chunk
-                .iter()
-                .map(|(prompt, reply)| {
-                    let (mut ids, start) = self.tok.encode_exchange(prompt, reply);
-                    ids.truncate(ctx);
-                    (ids, start)
-                })
-                .unzip();
+            let (seqs, starts) = self.encode_exchanges(chunk);
             let batch = Batch::right_padded(&seqs, &self.device);
             let width = batch.tokens.dims()[1] - 1;
             let hidden = self.reference.forward(&batch, None);
@@ -675,6 +683,7 @@ impl Session {
             mb_stats: Vec::new(),
             ppo_metrics: BTreeMap::new(),
             rollouts: Vec::new(),
+            rollout_confidence: 0.0,
         }
     }
 
@@ -868,7 +877,8 @@ impl Session {
                         BTreeMap::new(),
                     );
                 }
-                let exp = self.rollout(&mut up.rollouts).await;
+                let (exp, confidence) = self.rollout(&mut up.rollouts).await;
+                up.rollout_confidence = confidence;
                 up.minibatches = self.minibatches(&exp);
                 up.exp = Some(exp);
                 up.mb_stats.clear();
@@ -935,17 +945,7 @@ impl Session {
                 }
                 let mut m = ppo::metrics(exp, &up.mb_stats);
                 // The reference's mean log-prob per token of the rollouts (part of the score).
-                let confidence = reward::reference_confidence(
-                    &exp.ref_logprobs,
-                    exp.t - 1,
-                    &exp.seqs,
-                    &exp.starts,
-                );
-                m.insert(
-                    "objective/confidence".into(),
-                    confidence.iter().map(|&c| c as f64).sum::<f64>()
-                        / confidence.len().max(1) as f64,
-                );
+                m.insert("objective/confidence".into(), up.rollout_confidence);
                 self.kl.update(m["objective/kl"], exp.len());
                 up.ppo_metrics = m;
                 if iter + 1 < self.cfg.ppo.iterations {
@@ -1008,7 +1008,8 @@ impl Session {
 
     /// Samples a PPO batch from the policy, scores it with the reward model and builds the
     /// experience (old log-probs, reference log-probs, rewards, advantages).
-    async fn rollout(&mut self, texts: &mut Vec<(String, String)>) -> Experience {
+    /// Also returns the rollouts' mean reference confidence.
+    async fn rollout(&mut self, texts: &mut Vec<(String, String)>) -> (Experience, f64) {
         let prompts = self.rollout_prompts();
         let ids: Vec<Vec<u32>> = prompts.iter().map(|p| self.prompt_ids(p)).collect();
         // On-policy sampling: the full distribution at temperature 1, as PPO's ratio assumes.
@@ -1050,7 +1051,7 @@ impl Session {
         let scores = reward::with_confidence(&scores, &confidence, self.confidence_weight());
         self.moments.update(&scores, self.cfg.reward.norm_momentum);
         let normalised = self.normalised(&scores);
-        ppo::make_experience(
+        let exp = ppo::make_experience(
             &policy,
             &self.reference,
             Some(ref_logprobs),
@@ -1061,7 +1062,10 @@ impl Session {
             self.kl.value,
             &self.cfg.ppo,
         )
-        .await
+        .await;
+        let mean =
+            confidence.iter().map(|&c| c as f64).sum::<f64>() / confidence.len().max(1) as f64;
+        (exp, mean)
     }
 
     /// Fresh replies to the latest prompt with their reward and per-token change.
@@ -1103,15 +1107,7 @@ impl Session {
         if texts.is_empty() {
             return Vec::new();
         }
-        let ctx = self.reference.context();
-        let (seqs, starts): (Vec<Vec<u32>>, Vec<usize>) = texts
-            .iter()
-            .map(|(prompt, reply)| {
-                let (mut ids, start) = self.tok.encode_exchange(prompt, reply);
-                ids.truncate(ctx);
-                (ids, start)
-            })
-            .unzip();
+        let (seqs, starts) = self.encode_exchanges(texts);
         let rm = self.reward_model.as_ref().expect("reward model").valid();
         let (raw, rp) = reward::scores_and_reference_logprobs(
             &rm,
