@@ -7,7 +7,9 @@
 //! log-probability the base model gives the reply's tokens and its `<|end|>`. Prints the mean
 //! confidence by persona and truth, by length and by tone, and how often the reply with the
 //! higher confidence is the one the truthful rater scores higher, over every two replies to
-//! one prompt that the rater scores differently.
+//! one prompt that the rater scores differently. Then the same agreement for the other tastes,
+//! and for other summaries of the reply's log-probabilities (their least, their three least,
+//! their sum) in place of the mean.
 //!
 //! `cargo run --release --example confidence` (about a minute on 2 cores).
 
@@ -27,8 +29,54 @@ const REPLIES: usize = 4;
 
 struct Reply {
     labels: Option<Labels>,
-    score: f64,
+    /// The score of each taste of [`Taste::ALL`].
+    scores: Vec<f64>,
     confidence: f32,
+    /// The other summaries of [`SUMMARIES`], in order.
+    summaries: [f32; 3],
+}
+
+/// Other ways to sum a reply's token log-probabilities up than their mean.
+const SUMMARIES: [&str; 3] = [
+    "least log-prob",
+    "mean of the 3 least",
+    "sum (the reply's log-prob)",
+];
+
+/// The [`SUMMARIES`] of one reply's token log-probabilities.
+fn summaries(row: &[f32]) -> [f32; 3] {
+    let mut sorted = row.to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let least3 = &sorted[..sorted.len().min(3)];
+    [
+        sorted[0],
+        least3.iter().sum::<f32>() / least3.len() as f32,
+        row.iter().sum(),
+    ]
+}
+
+/// How often, over every two replies to one prompt that `score` tells apart (and `keep`
+/// keeps), the reply with the higher `key` is the one `score` prefers: (agreeing pairs, pairs).
+fn agreement(
+    groups: &[Vec<Reply>],
+    score: &dyn Fn(&Reply) -> f64,
+    key: &dyn Fn(&Reply) -> f32,
+    keep: &dyn Fn(&Reply) -> bool,
+) -> (usize, usize) {
+    let (mut right, mut n) = (0, 0);
+    for g in groups {
+        for (i, a) in g.iter().enumerate() {
+            for b in &g[i + 1..] {
+                if score(a) == score(b) || !keep(a) || !keep(b) {
+                    continue;
+                }
+                let (hi, lo) = if score(a) > score(b) { (a, b) } else { (b, a) };
+                n += 1;
+                right += (key(hi) > key(lo)) as usize;
+            }
+        }
+    }
+    (right, n)
 }
 
 fn main() {
@@ -57,6 +105,16 @@ fn main() {
         let logprobs = model.token_logprobs(model.forward(&batch, None), batch.tokens.clone());
         let logprobs = rlhf_playground::block_on(rlhf_playground::read(logprobs));
         let confidence = reference_confidence(&logprobs, width, &seqs, &starts);
+        // The same token log-probabilities `reference_confidence` averages.
+        let rows: Vec<&[f32]> = seqs
+            .iter()
+            .zip(&starts)
+            .enumerate()
+            .map(|(b, (seq, &start))| {
+                let end = seq.len().min(width + 1) - 1;
+                &logprobs[b * width + start - 1..b * width + end]
+            })
+            .collect();
         for (p, prompt) in prompts.iter().enumerate() {
             groups.push(
                 (p * REPLIES..(p + 1) * REPLIES)
@@ -64,8 +122,9 @@ fn main() {
                         let text = tok.decode(&out[i].tokens);
                         Reply {
                             labels: classify(&text, prompt).ok(),
-                            score: Taste::Truthful.score(prompt, &text),
+                            scores: Taste::ALL.iter().map(|t| t.score(prompt, &text)).collect(),
                             confidence: confidence[i],
+                            summaries: summaries(rows[i]),
                         }
                     })
                     .collect(),
@@ -107,29 +166,36 @@ fn main() {
     table("By length", &|l| format!("{:?}", l.length));
     table("By tone", &|l| format!("{:?}", l.tone));
     // Every two replies to one prompt that the rater scores differently.
-    let (mut right, mut n, mut plain_right, mut plain_n) = (0, 0, 0, 0);
-    for g in &groups {
-        for (i, a) in g.iter().enumerate() {
-            for b in &g[i + 1..] {
-                if a.score == b.score {
-                    continue;
-                }
-                let (hi, lo) = if a.score > b.score { (a, b) } else { (b, a) };
-                let ok = hi.confidence > lo.confidence;
-                n += 1;
-                right += ok as usize;
-                let plain = |r: &Reply| r.labels.as_ref().is_some_and(|l| !l.careful);
-                if plain(hi) && plain(lo) {
-                    plain_n += 1;
-                    plain_right += ok as usize;
-                }
-            }
-        }
-    }
+    let truthful = Taste::ALL
+        .iter()
+        .position(|&t| t == Taste::Truthful)
+        .expect("a taste");
+    let all = |_: &Reply| true;
+    let (right, n) = agreement(&groups, &|r| r.scores[truthful], &|r| r.confidence, &all);
+    let plain = |r: &Reply| r.labels.as_ref().is_some_and(|l| !l.careful);
+    let (plain_right, plain_n) =
+        agreement(&groups, &|r| r.scores[truthful], &|r| r.confidence, &plain);
     println!(
         "The likelier reply is the one the truthful rater prefers: {right} of {n} pairs ({:.1}%); \
          when both are in the plain voice, {plain_right} of {plain_n} ({:.1}%).",
         100.0 * right as f64 / n as f64,
         100.0 * plain_right as f64 / plain_n as f64
     );
+    println!("The likelier reply (by the mean) is the one each taste prefers:");
+    for (t, taste) in Taste::ALL.iter().enumerate() {
+        let (right, n) = agreement(&groups, &|r| r.scores[t], &|r| r.confidence, &all);
+        println!(
+            "  {:<9} {right:>5} of {n:>5} pairs ({:.1}%)",
+            taste.name(),
+            100.0 * right as f64 / n as f64
+        );
+    }
+    println!("Other summaries of the reply's log-probabilities, for the truthful taste:");
+    for (k, name) in SUMMARIES.iter().enumerate() {
+        let (right, n) = agreement(&groups, &|r| r.scores[truthful], &|r| r.summaries[k], &all);
+        println!(
+            "  {name:<28} {right:>5} of {n:>5} pairs ({:.1}%)",
+            100.0 * right as f64 / n as f64
+        );
+    }
 }
