@@ -18,7 +18,7 @@ use rlhf_playground::checkpoint;
 use rlhf_playground::corpus::{Corpus, Family, Labels, Truth, classify};
 use rlhf_playground::model::Batch;
 use rlhf_playground::rater::Taste;
-use rlhf_playground::reward::reference_confidence;
+use rlhf_playground::reward::{reference_confidence, reply_token_logprobs};
 use rlhf_playground::rng::Rng;
 use rlhf_playground::sample::{SampleConfig, generate};
 use rlhf_playground::tokenizer::Tokenizer;
@@ -45,6 +45,9 @@ const SUMMARIES: [&str; 3] = [
 
 /// The [`SUMMARIES`] of one reply's token log-probabilities.
 fn summaries(row: &[f32]) -> [f32; 3] {
+    if row.is_empty() {
+        return [0.0; 3];
+    }
     let mut sorted = row.to_vec();
     sorted.sort_by(f32::total_cmp);
     let least3 = &sorted[..sorted.len().min(3)];
@@ -105,16 +108,7 @@ fn main() {
         let logprobs = model.token_logprobs(model.forward(&batch, None), batch.tokens.clone());
         let logprobs = rlhf_playground::block_on(rlhf_playground::read(logprobs));
         let confidence = reference_confidence(&logprobs, width, &seqs, &starts);
-        // The same token log-probabilities `reference_confidence` averages.
-        let rows: Vec<&[f32]> = seqs
-            .iter()
-            .zip(&starts)
-            .enumerate()
-            .map(|(b, (seq, &start))| {
-                let end = seq.len().min(width + 1) - 1;
-                &logprobs[b * width + start - 1..b * width + end]
-            })
-            .collect();
+        let rows = reply_token_logprobs(&logprobs, width, &seqs, &starts);
         for (p, prompt) in prompts.iter().enumerate() {
             groups.push(
                 (p * REPLIES..(p + 1) * REPLIES)

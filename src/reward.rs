@@ -416,26 +416,42 @@ pub async fn scores_and_reference_logprobs(
 
 /// The frozen reference's confidence in each reply: the mean log-probability it gives the
 /// reply's tokens, `(1/|y|) Σ_t log π_ref(y_t | x, y_<t)`, over the positions that emit them
-/// (the reply's tokens and its `<|end|>` when the sequence has one). `ref_logprobs` is
-/// `[B * width]`, position `j` of a row predicting token `j + 1` (as in `ppo`); `starts[b]`
-/// is the index of reply `b`'s first token. A reply with no token has confidence 0.
+/// ([`reply_token_logprobs`]). A reply with no token has confidence 0.
 pub fn reference_confidence(
     ref_logprobs: &[f32],
     width: usize,
     seqs: &[Vec<u32>],
     starts: &[usize],
 ) -> Vec<f32> {
+    reply_token_logprobs(ref_logprobs, width, seqs, starts)
+        .into_iter()
+        .map(|row| {
+            if row.is_empty() {
+                0.0
+            } else {
+                row.iter().sum::<f32>() / row.len() as f32
+            }
+        })
+        .collect()
+}
+
+/// Each reply's token log-probabilities under the reference: the positions that emit the
+/// reply's tokens and its `<|end|>` when the sequence has one (empty for a reply with no
+/// token). `ref_logprobs` is `[B * width]`, position `j` of a row predicting token `j + 1` (as
+/// in `ppo`); `starts[b]` is the index of reply `b`'s first token.
+pub fn reply_token_logprobs<'a>(
+    ref_logprobs: &'a [f32],
+    width: usize,
+    seqs: &[Vec<u32>],
+    starts: &[usize],
+) -> Vec<&'a [f32]> {
     seqs.iter()
         .zip(starts)
         .enumerate()
         .map(|(b, (seq, &start))| {
-            let first = start.max(1) - 1;
             let end = seq.len().min(width + 1).saturating_sub(1);
-            if first >= end {
-                return 0.0;
-            }
-            let row = &ref_logprobs[b * width + first..b * width + end];
-            row.iter().sum::<f32>() / row.len() as f32
+            let first = (start.max(1) - 1).min(end);
+            &ref_logprobs[b * width + first..b * width + end]
         })
         .collect()
 }
