@@ -25,12 +25,12 @@ use std::collections::BTreeMap;
 
 /// Settings of the PPO stage. Defaults from TRL's `PPOConfig` (used by its gpt2-sentiment
 /// example) unless a line says otherwise; those marked "measured" were re-tuned on this model
-/// (README, "Tuning"). GAE itself is the paper's for any λ (tested with 0.95).
+/// (docs/TUNING.md). GAE itself is the paper's for any λ (tested with 0.95).
 #[derive(Config, Debug)]
 pub struct PpoConfig {
     /// AdamW learning rate. TRL's 1.41e-5 is for GPT-2 (124M parameters, thousands of
     /// iterations); this model is 140x smaller and gets one iteration per rating. Measured on
-    /// the 6000-step base model (README, "Tuning"; 10 seeds, 40 thumbs): 2e-4 took the polite
+    /// the 6000-step base model (docs/TUNING.md; 10 seeds, 40 thumbs): 2e-4 took the polite
     /// rater to 87 ± 15% against 83 ± 13% at 1e-4; 3e-4 cost well-formed replies.
     #[config(default = 2e-4)]
     pub lr: f64,
@@ -51,10 +51,11 @@ pub struct PpoConfig {
     /// Discount (1: a reply is one short episode; TRL and Ouyang et al.).
     #[config(default = 1.0)]
     pub gamma: f64,
-    /// GAE λ. TRL uses 0.95; measured here (polite rater, 40 thumbs, seeds 2 and 3, README
-    /// "Tuning"), 1.0 reached 70-82% where 0.95 reached 45-47%: rewards come only at the end of
-    /// a reply and the value head starts untrained, so λ < 1 discounts the credit of the first
-    /// tokens (where a polite opening is chosen) by λ^length before the values can stand in.
+    /// GAE λ. TRL uses 0.95; measured here (polite rater, 40 thumbs, seeds 2 and 3,
+    /// docs/TUNING.md), 1.0 reached 70-82% where 0.95 reached 45-47%: rewards come only at
+    /// the end of a reply and the value head starts untrained, so λ < 1 discounts the credit of
+    /// the first tokens (where a polite opening is chosen) by λ^length before the values can
+    /// stand in.
     #[config(default = 1.0)]
     pub lam: f64,
     /// ε of the clipped surrogate objective (0.2, Schulman et al. 2017 and TRL).
@@ -76,8 +77,8 @@ pub struct PpoConfig {
     /// Let the value loss train the shared transformer as well as the value head (a shared
     /// trunk, as TRL's `AutoModelForCausalLMWithValueHead`). Off, the value head reads the
     /// policy's hidden states detached: a critic on the policy's features whose loss cannot
-    /// disturb the language model (Ouyang et al. keep a separate value model). Measured (README,
-    /// "Tuning"): no difference either way in preferred rate or well-formed replies, so the
+    /// disturb the language model (Ouyang et al. keep a separate value model). Measured
+    /// (docs/TUNING.md): no difference either way in preferred rate or well-formed replies, so the
     /// default is the one that cannot harm the language model.
     #[config(default = false)]
     pub value_through_trunk: bool,

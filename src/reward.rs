@@ -17,7 +17,8 @@
 //!
 //! Generalising from a few labels: only the top `train_blocks` blocks, the final LayerNorm and the
 //! head train; the rest of the pretrained transformer is a fixed feature extractor (measured in
-//! the README: training everything fits the labels as well but generalises worse to new replies).
+//! docs/TUNING.md: training everything fits the labels as well but generalises worse to new
+//! replies).
 
 use crate::feedback::{Feedback, FeedbackLog};
 use crate::grad::clip_global_norm;
@@ -37,7 +38,7 @@ pub struct RewardConfig {
     /// labels in a handful of steps without overshooting).
     #[config(default = 1e-3)]
     pub lr: f64,
-    /// Optimiser steps per update. Measured (README, "Tuning"): 4 steps imitating top-rated
+    /// Optimiser steps per update. Measured (docs/TUNING.md): 4 steps imitating top-rated
     /// replies did as well as 6 (polite rater, thumbs: 90 ± 3%), and 4 cost a third less time.
     #[config(default = 4)]
     pub steps: usize,
@@ -48,13 +49,13 @@ pub struct RewardConfig {
     pub batch_pairs: usize,
     /// Of those, how many are drawn from the comparisons the newest feedback made (the ones the
     /// model has not been fitted on yet), so that a rating is surely learnt from in the update
-    /// it starts; 0 draws every comparison from all of them alike. Measured (README, "Tuning";
+    /// it starts; 0 draws every comparison from all of them alike. Measured (docs/TUNING.md;
     /// 10 seeds, 40 ratings): at 4, polite 85 ± 13% with thumbs and 79 ± 19% with pairs,
     /// truthful 80 ± 8% and 77 ± 12%, against 85 ± 14%, 77 ± 22%, 84 ± 6% and 80 ± 10% at 0.
     #[config(default = 0)]
     pub fresh_pairs: usize,
     /// Transformer blocks that train, counted from the top; the embeddings and the blocks below
-    /// stay as pretrained. Measured (README, "Tuning"; 10 seeds, 40 thumbs): two blocks took
+    /// stay as pretrained. Measured (docs/TUNING.md; 10 seeds, 40 thumbs): two blocks took
     /// the truthful rater to 84 ± 6% against 77 ± 15% with one, the polite rater 85 ± 14%
     /// against 87 ± 15%; either learns "careful > plain" from 8 labels (98.5-99.5% unseen).
     #[config(default = 2)]
@@ -67,14 +68,14 @@ pub struct RewardConfig {
     /// the other reply of another (ties excluded), times `cross_prompt_weight` across prompts.
     /// A pair says which of two replies is better, not whether either is good; over many pairs,
     /// a preferred reply is more often a good one than a rejected reply is, as thumbs and stars
-    /// compare every rated reply with every other. 0 turns it off. Measured (README,
-    /// "Tuning"; 10 seeds, 40 pairs): 0.5 took the polite rater from 66 ± 28% to 77 ± 22% and
+    /// compare every rated reply with every other. 0 turns it off. Measured (docs/TUNING.md;
+    /// 10 seeds, 40 pairs): 0.5 took the polite rater from 66 ± 28% to 77 ± 22% and
     /// the truthful one from 77 ± 15% to 80 ± 10%; 1.0 did less for polite (70 ± 20%).
     #[config(default = 0.5)]
     pub implied_pair_weight: f64,
     /// Weight of a tie (a pair whose replies the person found equally good), a comparison with
     /// target ½, relative to a pair with a preferred reply. Many preference datasets have no
-    /// ties; measured (README, "Tuning"; 10 seeds, 40 pairs), dropping them (0) took polite to
+    /// ties; measured (docs/TUNING.md; 10 seeds, 40 pairs), dropping them (0) took polite to
     /// 85 ± 8% and truthful to 76 ± 15% (9 seeds), against 77 ± 22% and 80 ± 10% at 1.
     #[config(default = 1.0)]
     pub tie_weight: f64,
@@ -106,15 +107,20 @@ pub struct RewardConfig {
     /// comparisons agree with that confidence (τ: [`confidence_agreement`]; τ_full:
     /// `confidence_full_agreement`), so a taste it does not track (politeness, brevity, cheer;
     /// it favours long replies a little, as their filler is predictable) gets little or none.
-    /// Off by default (0): measured in the README ("The reference's confidence"; 40 pairs), a
-    /// fixed weight of 20 took the truthful rater from 78 ± 10% to 86 ± 7% on 20 seeds but cost
-    /// the polite one, and with this gate (c = 20) neither moved beyond the seeds' noise. The
-    /// page offers it as a setting.
+    /// Off by default (0): measured in docs/TUNING.md ("The reference's confidence"; 40 ratings,
+    /// the same 20 seeds with and without it, c = 20), it took the truthful rater with pairs
+    /// from 78.6 ± 9.7% to 83.8 ± 7.8% but cost the polite one with thumbs three points (87.3 ±
+    /// 8.0% to 84.1 ± 9.2%), so it is a choice of taste, not a free gain. The page offers it as
+    /// a setting.
     #[config(default = 0.0)]
     pub confidence_weight: f64,
     /// The agreement τ at and above which the confidence gets its whole weight; 1 makes the
-    /// weight grow with τ all the way.
-    #[config(default = 0.25)]
+    /// weight grow with τ all the way. Measured (docs/TUNING.md, "The reference's confidence";
+    /// c = 20, 40 pairs): at 0.01, the whole weight as soon as the comparisons agree with the
+    /// confidence more often than not, the truthful rater reached 87 ± 6% on ten seeds and the
+    /// polite one 82 ± 10%; at 0.25, which withholds part of the weight in the first updates,
+    /// 79 ± 9% (18 seeds) and 77 ± 21%, no better than without the confidence.
+    #[config(default = 0.01)]
     pub confidence_full_agreement: f64,
     /// Comparisons' worth of no agreement counted into τ before any rating (a prior that keeps
     /// the first few comparisons from setting the weight alone).

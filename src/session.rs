@@ -52,7 +52,7 @@ pub struct SessionConfig {
     /// pair (rejection-sampling fine-tuning, as in Llama 2's RLHF, Touvron et al. 2023), before
     /// the reward model and PPO. Measured (polite rater, 40 thumbs, seeds 1-3): 89-95% with it
     /// against 45-80% without, at a KL of 4-6 nats instead of 2-3; with pairs, 84 ± 4% against
-    /// 66 ± 20% (README, "Tuning"). Off gives RLHF exactly as Ouyang et al.
+    /// 66 ± 20% (docs/TUNING.md). Off gives RLHF exactly as Ouyang et al.
     #[config(default = true)]
     pub sft_top_rated: bool,
     /// Seed of every random draw in the session.

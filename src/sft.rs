@@ -18,10 +18,10 @@ use burn::prelude::*;
 pub struct SftConfig {
     /// AdamW learning rate: 2e-4, a fifteenth of pretraining's peak, so a couple of steps move
     /// the policy without erasing the corpus (InstructGPT used 9.65e-6 on 175B parameters).
-    /// Tuned together with `steps` (README, "Tuning").
+    /// Tuned together with `steps` (docs/TUNING.md).
     #[config(default = 2e-4)]
     pub lr: f64,
-    /// Optimiser steps per update (one rating = one update). Measured (README, "Tuning"): one
+    /// Optimiser steps per update (one rating = one update). Measured (docs/TUNING.md): one
     /// step kept replies better formed than two (90-97% against 89-96%) at about the same
     /// preferred rates: a few dozen imitated replies revisited twice per rating got learnt by
     /// heart, and their fragments leaked into other answers.

@@ -453,7 +453,7 @@ const SETTINGS = [
   ["ppo.batch_size", "PPO replies per update", "Fresh replies PPO writes and learns from per rating.", "number", 1],
   ["reward.lr", "Reward model learning rate", "Size of each reward-model step.", "number", 1e-4],
   ["reward.steps", "Reward model steps per rating", "How many times the reward model practises on your ratings per update.", "number", 1],
-  ["reward.confidence_weight", "Most trust in the base model", "PPO's reward adds up to this times the base model's mean log-probability of the reply's words (Pip learnt its facts in pretraining and is surer of right answers than of wrong ones), scaled by how often your ratings prefer the reply the base model finds likelier; none if they do not. 0 = the reward model alone.", "number", 1],
+  ["reward.confidence_weight", "Most trust in the base model", "PPO's reward adds up to this times the base model's mean log-probability of the reply's words (Pip learnt its facts in pretraining and is surer of right answers than of wrong ones), all of it once your ratings prefer the reply the base model finds likelier more often than not, none if they do not. 0 = the reward model alone.", "number", 1],
   ["sft.lr", "SFT learning rate", "Size of each step on your written answers and best-rated replies.", "number", 1e-5],
   ["sft.steps", "SFT steps per rating", "How many times Pip practises your written answers and best-rated replies per update.", "number", 1],
   ["sft_top_rated", "Imitate best-rated replies", "SFT also practises replies you gave 👍, 4–5 ★ or preferred in a pair. Off = RLHF exactly as in InstructGPT (only written answers).", "checkbox"],

@@ -303,7 +303,7 @@ fn held_out_accuracy(
     s.chunks(2).filter(|c| c[0] > c[1]).count() as f64 / 200.0
 }
 
-/// The measurement behind `RewardConfig::train_blocks` (README, "Tuning"): held-out accuracy
+/// The measurement behind `RewardConfig::train_blocks` (docs/TUNING.md): held-out accuracy
 /// on 200 comparisons after fitting 8 or 32, for each number of training blocks.
 /// Run: cargo test --release --lib -- --ignored reward_generalisation --nocapture
 #[test]
