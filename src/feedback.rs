@@ -166,6 +166,27 @@ impl FeedbackLog {
     }
 
     /// The log as JSON.
+    /// The share of the ratings of replies (thumbs, stars, pairs; demonstrations are not
+    /// ratings of a reply) that are pairwise preferences; 0 before any.
+    pub fn pair_share(&self) -> f64 {
+        let (mut pairs, mut rated) = (0usize, 0usize);
+        for f in &self.feedback {
+            match f {
+                Feedback::Pair { .. } => {
+                    pairs += 1;
+                    rated += 1;
+                }
+                Feedback::Thumbs { .. } | Feedback::Stars { .. } => rated += 1,
+                Feedback::Demonstration { .. } => {}
+            }
+        }
+        if rated == 0 {
+            0.0
+        } else {
+            pairs as f64 / rated as f64
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("feedback serialises")
     }
@@ -235,6 +256,34 @@ mod tests {
             1,
             "a known prompt is found, not duplicated"
         );
+    }
+
+    #[test]
+    fn pair_share_counts_pairs_among_the_ratings_of_replies() {
+        let mut l = log();
+        assert_eq!(l.pair_share(), 0.0, "no ratings yet");
+        l.add(Feedback::Demonstration {
+            prompt: 1,
+            text: "Hi! I am Pip.".into(),
+        })
+        .unwrap();
+        assert_eq!(
+            l.pair_share(),
+            0.0,
+            "a demonstration is not a rating of a reply"
+        );
+        l.add(Feedback::Thumbs { reply: 0, up: true }).unwrap();
+        l.add(Feedback::Stars { reply: 1, stars: 2 }).unwrap();
+        assert_eq!(l.pair_share(), 0.0);
+        for tie in [false, true] {
+            l.add(Feedback::Pair {
+                better: 0,
+                worse: 1,
+                tie,
+            })
+            .unwrap();
+        }
+        assert_eq!(l.pair_share(), 0.5);
     }
 
     #[test]

@@ -103,16 +103,21 @@ pub struct RewardConfig {
     /// dozen ratings cannot learn facts; the pretrained model has learnt them, and its
     /// probabilities are higher on right answers than on wrong ones, and on the careful persona
     /// than on a hedge (Kadavath et al. 2022, "Language Models (Mostly) Know What They Know").
-    /// The weight used, w = c · clamp(τ / τ_full, 0, 1), follows how far the person's
+    /// The weight used, w = c · clamp(τ / τ_full, 0, 1) · s, follows how far the person's
     /// comparisons agree with that confidence (τ: [`confidence_agreement`]; τ_full:
     /// `confidence_full_agreement`), so a taste it does not track (politeness, brevity, cheer;
-    /// it favours long replies a little, as their filler is predictable) gets little or none.
-    /// Off by default (0): measured in docs/TUNING.md ("The reference's confidence"; 40 ratings,
-    /// the same 20 seeds with and without it, c = 20), it took the truthful rater with pairs
-    /// from 78.6 ± 9.7% to 83.8 ± 7.8% but cost the polite one with thumbs three points (87.3 ±
-    /// 8.0% to 84.1 ± 9.2%), so it is a choice of taste, not a free gain. The page offers it as
-    /// a setting.
-    #[config(default = 0.0)]
+    /// it favours long replies a little, as their filler is predictable) gets little or none,
+    /// and the share s of the ratings that are pairs ([`FeedbackLog::pair_share`]): a pair
+    /// says only which of two replies is better, and a reward model fitted on a few dozen of
+    /// them gains from a prior that knows the facts, while thumbs and stars compare every
+    /// rated reply with every other and teach it enough alone. Measured (docs/TUNING.md, "The
+    /// reference's confidence"; 40 ratings, the same seeds with c = 0 and c = 20): with pairs
+    /// the truthful rater went from 78.6 ± 9.7% to 83.8 ± 7.8% (20 seeds; +5.2 ± 2.2 points a
+    /// seed), the polite one from 79.9 ± 15.1% to 79.8 ± 12.1% (20 seeds), short from 95.4 to
+    /// 95.5% and cheerful from 90.5 to 92.6% (10 seeds); with thumbs it cost the polite rater
+    /// three points (87.3 ± 8.0% to 84.1 ± 9.2%, 20 seeds), which is why thumbs and stars give
+    /// it no weight. 0 turns it off.
+    #[config(default = 20.0)]
     pub confidence_weight: f64,
     /// The agreement τ at and above which the confidence gets its whole weight; 1 makes the
     /// weight grow with τ all the way. Measured (docs/TUNING.md, "The reference's confidence";

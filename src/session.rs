@@ -459,11 +459,20 @@ impl Session {
             .unzip()
     }
 
+    /// Whether the reference's confidence can weigh in: it is on, and some of the ratings are
+    /// pairs.
+    fn confidence_in_use(&self) -> bool {
+        self.cfg.reward.confidence_weight > 0.0 && self.log.pair_share() > 0.0
+    }
+
     /// The weight of the reference's confidence in PPO's score now: the most weight, scaled by
-    /// how far the comparisons so far agree with it (none when they do not).
+    /// how far the comparisons so far agree with it (none when they do not) and by the share of
+    /// the ratings that are pairs (none with thumbs and stars alone).
     fn confidence_weight(&self) -> f64 {
         let r = &self.cfg.reward;
-        r.confidence_weight * (self.agreement / r.confidence_full_agreement).clamp(0.0, 1.0)
+        r.confidence_weight
+            * (self.agreement / r.confidence_full_agreement).clamp(0.0, 1.0)
+            * self.log.pair_share()
     }
 
     /// The reference's confidence in (prompt, reply) texts not seen before, computed in
@@ -771,7 +780,7 @@ impl Session {
                         BTreeMap::new(),
                     );
                 }
-                if self.cfg.reward.confidence_weight > 0.0 {
+                if self.confidence_in_use() {
                     let data = std::mem::take(&mut up.reward_data);
                     self.update_agreement(&data).await;
                     up.reward_data = data;
@@ -860,7 +869,7 @@ impl Session {
                     );
                 }
                 m.insert("pairs".into(), up.reward_data.pairs.len() as f64);
-                if self.cfg.reward.confidence_weight > 0.0 {
+                if self.confidence_in_use() {
                     m.insert("confidence_agreement".into(), self.agreement);
                     m.insert("confidence_weight".into(), self.confidence_weight());
                 }

@@ -37,7 +37,7 @@ fn one_rating_runs_every_stage_in_slices() {
     // can be counted whatever the base model's first update does.
     let mut cfg = small();
     cfg.ppo.target_kl = 0.0;
-    // The reference's confidence on, so that its agreement is measured and reported.
+    // The reference's confidence on; with no pairs among the ratings it is not used.
     cfg.reward.confidence_weight = 20.0;
     let mut s = session(cfg);
     let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
@@ -90,8 +90,8 @@ fn one_rating_runs_every_stage_in_slices() {
     }
     for name in ["confidence_agreement", "confidence_weight"] {
         assert!(
-            report.metric(Stage::Reward, name).is_some(),
-            "{name} missing"
+            report.metric(Stage::Reward, name).is_none(),
+            "{name} reported for thumbs only"
         );
     }
     assert_eq!(report.version, 1);
@@ -447,7 +447,15 @@ fn blocks_the_reward_model_trained_are_never_shared_with_the_reference() {
 fn the_reference_confidence_adds_to_the_score_and_favours_the_right_sum() {
     let cfg = small();
     let mut s = session(cfg.clone());
-    // As if every comparison so far had preferred the reply the reference finds likelier.
+    // One pair among the ratings (the confidence weighs in only with pairs), and as if every
+    // comparison so far had preferred the reply the reference finds likelier.
+    let replies = crate::block_on(s.generate("what is 2 plus 2?", 2)).unwrap();
+    s.record(Feedback::Pair {
+        better: replies[0].reply,
+        worse: replies[1].reply,
+        tie: false,
+    })
+    .unwrap();
     s.agreement = 1.0;
     let texts: Vec<(String, String)> = ["7 plus 4 is 11.", "7 plus 4 is 10."]
         .iter()
@@ -486,7 +494,8 @@ fn the_reference_confidence_adds_to_the_score_and_favours_the_right_sum() {
 
 #[test]
 fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none() {
-    for follow in [true, false] {
+    // (the preferred reply is the one the reference is surer of, the ratings are pairs)
+    for (follow, pairs) in [(true, true), (false, true), (true, false)] {
         let mut cfg = small();
         cfg.reward.confidence_weight = 20.0;
         let mut s = session(cfg);
@@ -507,26 +516,41 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
         let (least, most) = (order[0], order[order.len() - 1]);
         assert!(s.confidence[&texts[least]] < s.confidence[&texts[most]]);
         let (up, down) = if follow { (most, least) } else { (least, most) };
-        for (i, good) in [(up, true), (down, false)] {
-            let reply = replies[i].reply;
-            s.record(Feedback::Thumbs { reply, up: good }).unwrap();
+        let (better, worse) = (replies[up].reply, replies[down].reply);
+        if pairs {
+            let tie = false;
+            s.record(Feedback::Pair { better, worse, tie }).unwrap();
+        } else {
+            s.record(Feedback::Thumbs {
+                reply: better,
+                up: true,
+            })
+            .unwrap();
+            s.record(Feedback::Thumbs {
+                reply: worse,
+                up: false,
+            })
+            .unwrap();
         }
-        // What the update's reward stage does first (one_rating_runs_every_stage_in_slices
-        // checks that it reports the outcome).
+        // What the update's reward stage does first.
         let data = RewardData::from_log(&s.log, &s.cfg.reward);
         crate::block_on(s.update_agreement(&data));
-        if follow {
-            assert!(
-                s.agreement > 0.0 && s.confidence_weight() > 0.0,
-                "{}",
-                s.agreement
-            );
-        } else {
-            assert!(
-                s.agreement < 0.0 && s.confidence_weight() == 0.0,
-                "{}",
-                s.agreement
-            );
+        assert_eq!(s.agreement > 0.0, follow, "{}", s.agreement);
+        // Thumbs and stars teach the reward model enough on their own: the confidence
+        // weighs in only in proportion to the pairs among the ratings.
+        assert_eq!(s.confidence_weight() > 0.0, follow && pairs);
+        if pairs {
+            // The update reports the agreement and the weight it used.
+            let mut last = None;
+            while let Some(e) = crate::block_on(s.step()) {
+                last = Some(e);
+            }
+            let Some(Event::Done(report)) = last else {
+                panic!("no report")
+            };
+            let m = |name| report.metric(Stage::Reward, name).expect(name);
+            assert!((m("confidence_agreement") - s.agreement).abs() < 1e-9);
+            assert_eq!(m("confidence_weight") > 0.0, follow);
         }
     }
 }
