@@ -165,7 +165,6 @@ impl FeedbackLog {
         }
     }
 
-    /// The log as JSON.
     /// The share of the ratings of replies (thumbs, stars, pairs; demonstrations are not
     /// ratings of a reply) that are pairwise preferences; 0 before any.
     pub fn pair_share(&self) -> f64 {
@@ -187,6 +186,7 @@ impl FeedbackLog {
         }
     }
 
+    /// The log as JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("feedback serialises")
     }
