@@ -26,6 +26,8 @@ pub struct BenchReport {
     pub train_tokens_per_s: f64,
     /// Achieved FLOP/s of the training step (6 × params × tokens / time).
     pub train_gflops: f64,
+    /// Loss of each timed training step (a fixed seed gives the same figures on every run).
+    pub train_losses: Vec<f32>,
     /// Sampling 4 replies of up to 48 tokens: new tokens per second.
     pub gen_tokens_per_s_cache: f64,
     pub gen_tokens_per_s_no_cache: f64,
@@ -49,6 +51,9 @@ pub struct UpdateBench {
     pub ppo_train_ms: f64,
     /// Fresh samples with per-token changes after the update.
     pub samples_ms: f64,
+    /// Per timed update, each stage's optimiser-step losses in order (SFT, reward model, PPO):
+    /// figures that a change of the engine's numerics would change.
+    pub losses: Vec<Vec<Vec<f64>>>,
 }
 
 /// Random sequences of `len` tokens (no padding: every position is real work).
@@ -141,8 +146,8 @@ impl UpdateBencher {
     }
 
     /// Records one more rating and runs its update; returns milliseconds of
-    /// [total, SFT, reward model, PPO rollout, PPO epochs, samples].
-    pub fn run_one(&mut self) -> [f64; 6] {
+    /// [total, SFT, reward model, PPO rollout, PPO epochs, samples], and each stage's losses.
+    pub fn run_one(&mut self) -> ([f64; 6], Vec<Vec<f64>>) {
         use crate::session::{Event, Stage};
         use crate::simulate::{FeedbackKind, PairChoice, round};
         if self.pending.is_empty() {
@@ -163,6 +168,7 @@ impl UpdateBencher {
         self.ratings += 1;
         let mut row = [0.0; 6];
         let mut first_ppo = true;
+        let mut losses = Vec::new();
         let start = Instant::now();
         loop {
             let t = Instant::now();
@@ -173,7 +179,10 @@ impl UpdateBencher {
             let stage = match &event {
                 Event::Progress { stage, .. } => Some(*stage),
                 Event::Stage(r) => Some(r.stage),
-                Event::Done(_) => None,
+                Event::Done(report) => {
+                    losses = report.stages.iter().map(|s| s.losses.clone()).collect();
+                    None
+                }
             };
             match stage {
                 Some(Stage::Sft) => row[1] += ms,
@@ -187,7 +196,7 @@ impl UpdateBencher {
             }
         }
         row[0] = start.elapsed().as_secs_f64() * 1e3;
-        row
+        (row, losses)
     }
 }
 
@@ -206,7 +215,8 @@ pub fn update(
     if let Some(t) = timed {
         b.session.set_config(t).expect("valid settings");
     }
-    let rows: Vec<[f64; 6]> = (0..updates.max(1)).map(|_| b.run_one()).collect();
+    let (rows, losses): (Vec<[f64; 6]>, Vec<Vec<Vec<f64>>>) =
+        (0..updates.max(1)).map(|_| b.run_one()).unzip();
     let col = |i: usize| median(rows.iter().map(|r| r[i]).collect());
     UpdateBench {
         history,
@@ -217,6 +227,7 @@ pub fn update(
         ppo_rollout_ms: col(3),
         ppo_train_ms: col(4),
         samples_ms: col(5),
+        losses,
     }
 }
 
@@ -247,13 +258,13 @@ pub fn run(
     let mut trainer = TrainStep::new(cfg, batch, len, device);
     trainer.step();
     trainer.step();
-    let times: Vec<f64> = (0..steps.max(1))
+    let (times, train_losses): (Vec<f64>, Vec<f32>) = (0..steps.max(1))
         .map(|_| {
             let t = Instant::now();
-            trainer.step();
-            t.elapsed().as_secs_f64()
+            let loss = trainer.step();
+            (t.elapsed().as_secs_f64(), loss)
         })
-        .collect();
+        .unzip();
     let step_s = median(times);
     let len = len.min(cfg.context);
     let tokens = (batch * len) as f64;
@@ -280,6 +291,7 @@ pub fn run(
         train_step_ms: step_s * 1e3,
         train_tokens_per_s: tokens / step_s,
         train_gflops: 6.0 * params as f64 * tokens / step_s / 1e9,
+        train_losses,
         gen_tokens_per_s_cache: sample_rate(true),
         gen_tokens_per_s_no_cache: sample_rate(false),
         update: update(device, 20, updates, session, timed),
