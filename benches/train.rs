@@ -7,12 +7,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rlhf_playground::bench::{TrainStep, UpdateBencher, random_batch};
 use rlhf_playground::block_on;
 use rlhf_playground::model::GptConfig;
-use rlhf_playground::ppo::PpoConfig;
-use rlhf_playground::reward::RewardConfig;
 use rlhf_playground::rng::Rng;
 use rlhf_playground::sample::{SampleConfig, generate};
 use rlhf_playground::session::SessionConfig;
-use rlhf_playground::sft::SftConfig;
 
 fn train_step(c: &mut Criterion) {
     let cfg = GptConfig::new();
@@ -47,7 +44,7 @@ fn update(c: &mut Criterion) {
     // after 20 ratings; each iteration records one more thumbs rating and updates.
     let mut group = c.benchmark_group("rlhf_update");
     group.sample_size(10);
-    let cfg = SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new());
+    let cfg = SessionConfig::new();
     let mut bencher = UpdateBencher::new(&Device::flex(), 20, cfg);
     group.bench_function("flex_default_after_20_ratings", |b| {
         b.iter(|| bencher.run_one())

@@ -1,6 +1,6 @@
 //! How well the base model's own confidence tells the replies the truthful rater likes from those
-//! it does not: the measurement behind `reward.confidence_weight` (docs/TUNING.md, "The reference's
-//! confidence").
+//! it does not: the measurement behind `reward.confidence_weight` (docs/notebook/tuning.md, "The
+//! reference's confidence").
 //!
 //! Samples 4 replies to each of 800 held-out corpus prompts from the bundled base model (as the
 //! page and `simulate` sample: top-p 0.95), and reads each reply's confidence, the mean

@@ -33,6 +33,8 @@ try {
   await page.waitForFunction(() => document.querySelectorAll(".reply-card").length === 4, null, { timeout: 600000 });
   const firstReply = (Date.now() - t0) / 1000;
 
+  // Settings under "More" are in closed <details>: open them so that every input can be filled.
+  await page.$$eval("#settings details", (els) => els.forEach((d) => { d.open = true; }));
   for (const kv of sets) {
     const [path, value] = kv.split("=");
     await page.fill(`#settings input[data-path='${path}']`, value);
@@ -41,7 +43,7 @@ try {
     await page.click("#apply-settings");
     await page.waitForTimeout(500);
   }
-  const config = await page.evaluate(() => window.playground.config);
+  const config = await page.evaluate(() => window.playground.settings.values);
 
   // History: one demonstration, then the polite rater's thumbs (autopilot, no pause).
   await page.click(".reply-card:nth-child(1) button.write");

@@ -148,7 +148,7 @@ impl UpdateBencher {
     /// Records one more rating and runs its update; returns milliseconds of
     /// [total, SFT, reward model, PPO rollout, PPO epochs, samples], and each stage's losses.
     pub fn run_one(&mut self) -> ([f64; 6], Vec<Vec<f64>>) {
-        use crate::session::{Event, Stage};
+        use crate::report::{Event, Stage};
         use crate::simulate::{FeedbackKind, PairChoice, round};
         if self.pending.is_empty() {
             let p = self.prompts.prompt(false).text;

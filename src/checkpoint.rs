@@ -4,6 +4,7 @@
 //! widened back to f32 on load. Checkpoints taken during a session keep f32 and round-trip
 //! bit for bit.
 
+use crate::error::Error;
 use crate::model::{Gpt, GptConfig};
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
@@ -32,17 +33,10 @@ pub struct ModelMeta {
     pub machine: String,
 }
 
-/// Errors from reading or writing weights.
-#[derive(Debug)]
-pub struct CheckpointError(pub String);
-
-impl std::fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "weights: {}", self.0)
-    }
+/// A weights error, as the engine reports it.
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::Weights(format!("weights: {e}"))
 }
-
-impl std::error::Error for CheckpointError {}
 
 struct CastFloats(FloatDType);
 
@@ -54,38 +48,27 @@ impl ModuleMapper for CastFloats {
 }
 
 /// Serialises weights; `half` stores them as f16.
-pub fn to_bytes(model: &Gpt, half: bool) -> Result<Vec<u8>, CheckpointError> {
+pub fn to_bytes(model: &Gpt, half: bool) -> Result<Vec<u8>, Error> {
     let model = if half {
         model.clone().map(&mut CastFloats(FloatDType::F16))
     } else {
         model.clone()
     };
-    let bytes = model
-        .into_record()
-        .into_bytes()
-        .map_err(|e| CheckpointError(e.to_string()))?;
+    let bytes = model.into_record().into_bytes().map_err(err)?;
     Ok(bytes.to_vec())
 }
 
 /// Loads weights saved by [`to_bytes`] into a model of shape `config` on `device` (as f32).
-pub fn from_bytes(
-    config: &GptConfig,
-    bytes: &[u8],
-    device: &Device,
-) -> Result<Gpt, CheckpointError> {
+pub fn from_bytes(config: &GptConfig, bytes: &[u8], device: &Device) -> Result<Gpt, Error> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(|e| CheckpointError(e.to_string()))?
+        .map_err(err)?
         .cast_to_module_dtype();
-    config
-        .init(device)
-        .try_load_record(record)
-        .map_err(|e| CheckpointError(e.to_string()))
+    config.init(device).try_load_record(record).map_err(err)
 }
 
 /// The committed base model and its metadata.
-pub fn bundled(device: &Device) -> Result<(Gpt, ModelMeta), CheckpointError> {
-    let meta: ModelMeta =
-        serde_json::from_str(BUNDLED_META).map_err(|e| CheckpointError(e.to_string()))?;
+pub fn bundled(device: &Device) -> Result<(Gpt, ModelMeta), Error> {
+    let meta: ModelMeta = serde_json::from_str(BUNDLED_META).map_err(err)?;
     let model = from_bytes(&meta.config, BUNDLED_WEIGHTS, device)?;
     Ok((model, meta))
 }

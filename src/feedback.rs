@@ -6,6 +6,7 @@
 //! (a reply the person wrote or edited). Everything serialises with a format version, so a
 //! session can be saved, exported and imported.
 
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// The version of the serialised form; bumped on any incompatible change.
@@ -40,18 +41,6 @@ pub enum Feedback {
     Demonstration { prompt: usize, text: String },
 }
 
-/// Why a piece of feedback or an import was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FeedbackError(pub String);
-
-impl std::fmt::Display for FeedbackError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for FeedbackError {}
-
 /// Longest prompt, reply or demonstration accepted, in characters: far beyond what the model
 /// reads (its context is 96 tokens), short enough that a pasted book is refused with a message.
 pub const MAX_TEXT_CHARS: usize = 2_000;
@@ -66,13 +55,13 @@ pub struct FeedbackLog {
 }
 
 /// Refuses empty text and text over [`MAX_TEXT_CHARS`], naming `what` in the message.
-pub fn check_text(what: &str, text: &str) -> Result<(), FeedbackError> {
+pub fn check_text(what: &str, text: &str) -> Result<(), Error> {
     if text.trim().is_empty() {
-        return Err(FeedbackError(format!("the {what} is empty")));
+        return Err(Error::Feedback(format!("the {what} is empty")));
     }
     let n = text.chars().count();
     if n > MAX_TEXT_CHARS {
-        return Err(FeedbackError(format!(
+        return Err(Error::Feedback(format!(
             "the {what} is {n} characters long; the limit is {MAX_TEXT_CHARS}"
         )));
     }
@@ -89,7 +78,7 @@ impl FeedbackLog {
     }
 
     /// Records a prompt (or finds it, if already there) and returns its index.
-    pub fn add_prompt(&mut self, prompt: &str) -> Result<usize, FeedbackError> {
+    pub fn add_prompt(&mut self, prompt: &str) -> Result<usize, Error> {
         check_text("prompt", prompt)?;
         if let Some(i) = self.prompts.iter().position(|p| p == prompt) {
             return Ok(i);
@@ -104,12 +93,12 @@ impl FeedbackLog {
         prompt: usize,
         text: &str,
         policy_version: u32,
-    ) -> Result<usize, FeedbackError> {
+    ) -> Result<usize, Error> {
         if prompt >= self.prompts.len() {
-            return Err(FeedbackError(format!("no prompt #{prompt}")));
+            return Err(Error::Feedback(format!("no prompt #{prompt}")));
         }
         if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(FeedbackError("the reply is too long".into()));
+            return Err(Error::Feedback("the reply is too long".into()));
         }
         self.replies.push(Reply {
             prompt,
@@ -120,37 +109,39 @@ impl FeedbackLog {
     }
 
     /// Checks a piece of feedback against the log and records it.
-    pub fn add(&mut self, fb: Feedback) -> Result<(), FeedbackError> {
+    pub fn add(&mut self, fb: Feedback) -> Result<(), Error> {
         self.validate(&fb)?;
         self.feedback.push(fb);
         Ok(())
     }
 
-    fn reply(&self, i: usize) -> Result<&Reply, FeedbackError> {
+    fn reply(&self, i: usize) -> Result<&Reply, Error> {
         self.replies
             .get(i)
-            .ok_or_else(|| FeedbackError(format!("no reply #{i}")))
+            .ok_or_else(|| Error::Feedback(format!("no reply #{i}")))
     }
 
-    fn validate(&self, fb: &Feedback) -> Result<(), FeedbackError> {
+    fn validate(&self, fb: &Feedback) -> Result<(), Error> {
         match fb {
             Feedback::Thumbs { reply, .. } => self.reply(*reply).map(|_| ()),
             Feedback::Stars { reply, stars } => {
                 self.reply(*reply)?;
                 if !(1..=5).contains(stars) {
-                    return Err(FeedbackError(format!("stars must be 1 to 5, not {stars}")));
+                    return Err(Error::Feedback(format!(
+                        "stars must be 1 to 5, not {stars}"
+                    )));
                 }
                 Ok(())
             }
             Feedback::Pair { better, worse, .. } => {
                 let (a, b) = (self.reply(*better)?, self.reply(*worse)?);
                 if better == worse {
-                    return Err(FeedbackError(
+                    return Err(Error::Feedback(
                         "a reply cannot be compared with itself".into(),
                     ));
                 }
                 if a.prompt != b.prompt {
-                    return Err(FeedbackError(
+                    return Err(Error::Feedback(
                         "compared replies must answer the same prompt".into(),
                     ));
                 }
@@ -158,7 +149,7 @@ impl FeedbackLog {
             }
             Feedback::Demonstration { prompt, text } => {
                 if *prompt >= self.prompts.len() {
-                    return Err(FeedbackError(format!("no prompt #{prompt}")));
+                    return Err(Error::Feedback(format!("no prompt #{prompt}")));
                 }
                 check_text("demonstration", text)
             }
@@ -192,11 +183,11 @@ impl FeedbackLog {
     }
 
     /// Reads a log exported by [`FeedbackLog::to_json`], checking its version and every index.
-    pub fn from_json(json: &str) -> Result<Self, FeedbackError> {
+    pub fn from_json(json: &str) -> Result<Self, Error> {
         let log: FeedbackLog = serde_json::from_str(json)
-            .map_err(|e| FeedbackError(format!("not a feedback file: {e}")))?;
+            .map_err(|e| Error::Feedback(format!("not a feedback file: {e}")))?;
         if log.version != FORMAT_VERSION {
-            return Err(FeedbackError(format!(
+            return Err(Error::Feedback(format!(
                 "feedback format version {} is not supported (this build reads version {FORMAT_VERSION})",
                 log.version
             )));
@@ -286,20 +277,32 @@ mod tests {
         assert_eq!(l.pair_share(), 0.5);
     }
 
+    /// The message of a refusal, which must be a feedback error.
+    trait Why {
+        fn why(self) -> String;
+    }
+
+    impl<T: std::fmt::Debug> Why for Result<T, Error> {
+        fn why(self) -> String {
+            match self {
+                Err(Error::Feedback(m)) => m,
+                other => panic!("not refused as feedback: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn bad_feedback_and_bad_imports_are_refused_with_a_reason() {
         let mut l = log();
         let before = l.clone();
         assert!(
             l.add(Feedback::Thumbs { reply: 9, up: true })
-                .unwrap_err()
-                .0
+                .why()
                 .contains("no reply")
         );
         assert!(
             l.add(Feedback::Stars { reply: 0, stars: 6 })
-                .unwrap_err()
-                .0
+                .why()
                 .contains("1 to 5")
         );
         assert!(
@@ -308,8 +311,7 @@ mod tests {
                 worse: 2,
                 tie: false
             })
-            .unwrap_err()
-            .0
+            .why()
             .contains("same prompt")
         );
         assert!(
@@ -325,30 +327,26 @@ mod tests {
                 prompt: 0,
                 text: "  ".into()
             })
-            .unwrap_err()
-            .0
+            .why()
             .contains("empty")
         );
         assert!(
             l.add_prompt(&"x".repeat(MAX_TEXT_CHARS + 1))
-                .unwrap_err()
-                .0
+                .why()
                 .contains("limit")
         );
         assert_eq!(l, before, "refused feedback changes nothing");
 
         assert!(
             FeedbackLog::from_json("{")
-                .unwrap_err()
-                .0
+                .why()
                 .contains("not a feedback file")
         );
         let mut future = l.clone();
         future.version = 99;
         assert!(
             FeedbackLog::from_json(&future.to_json())
-                .unwrap_err()
-                .0
+                .why()
                 .contains("version 99")
         );
         let mut broken = l.clone();

@@ -13,7 +13,7 @@ use burn::nn::{
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
 
-/// Shape of the model. Defaults chosen by measurement (see BENCHMARKS.md and README): this size
+/// Shape of the model. Defaults chosen by measurement (see BENCHMARKS.md and docs/MODEL.md): this size
 /// learns the corpus to ≥ 95% well-formed replies and trains a step in well under a second on
 /// two CPU cores.
 #[derive(Config, Debug, PartialEq)]

@@ -1,12 +1,15 @@
 //! Step 3 of RLHF: PPO against the reward model, with a KL penalty to a frozen reference.
 //!
-//! Written to be read beside the papers, in the order of cleanrl's `ppo.py`:
-//! Schulman et al. 2017 (PPO: clipped surrogate, clipped value loss, epochs over minibatches),
-//! Schulman et al. 2016 (GAE), Ziegler et al. 2019 (per-token KL penalty to the reference
-//! model with the reward-model score added at the last token, and the adaptive KL controller),
-//! Ouyang et al. 2022 (the same objective for an assistant) and Huang et al. 2024, "The N
-//! implementation details of RLHF with PPO" (old log-probs recomputed by a forward pass, values
-//! from a scalar head, whitened advantages). Metric names are TRL's.
+//! Written to be read beside the papers, top to bottom in the order of cleanrl's `ppo.py`:
+//! [`PpoTrainer::step`] rolls out a batch and builds its experience, then runs the epochs over
+//! shuffled minibatches, each a clipped step ([`train_minibatch`]), stops early when the policy
+//! has moved far enough, and moves β. Sources: Schulman et al. 2017 (PPO: clipped surrogate,
+//! clipped value loss, epochs over minibatches), Schulman et al. 2016 (GAE), Ziegler et al. 2019
+//! (per-token KL penalty to the reference model with the reward-model score added at the last
+//! token, and the adaptive KL controller), Ouyang et al. 2022 (the same objective for an
+//! assistant) and Huang et al. 2024, "The N implementation details of RLHF with PPO" (old
+//! log-probs recomputed by a forward pass, values from a scalar head, whitened advantages).
+//! Metric names are TRL's.
 //!
 //! Index convention. A sequence is `<|user|> prompt <|bot|> reply <|end|>` with the reply
 //! starting at index `start`. Position `j` of every `[B, T-1]` array is the action "emit token
@@ -14,115 +17,76 @@
 //! `values[j] = V(x_{..=j})`, read from the scalar head at position `j`. Actions are the reply's
 //! tokens and its `<|end|>`: positions `start - 1 ..= len - 2`.
 
+mod experience;
+mod kl;
+mod stats;
+
+pub use experience::*;
+pub use kl::*;
+pub use stats::*;
+
+use crate::corpus::Corpus;
 use crate::grad::clip_global_norm;
+use crate::metrics::Metrics;
 use crate::model::{Batch, Entropy, Gpt, masked_mean};
+use crate::report::Slice;
+use crate::reward::RewardTrainer;
 use crate::rng::Rng;
-use crate::sft::reply_mask;
+use crate::sample::{SampleConfig, generate};
+use crate::settings::config;
+use crate::tokenizer::Tokenizer;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
-/// Settings of the PPO stage. Defaults from TRL's `PPOConfig` (used by its gpt2-sentiment
-/// example) unless a line says otherwise; those marked "measured" were re-tuned on this model
-/// (docs/TUNING.md). GAE itself is the paper's for any λ (tested with 0.95).
-#[derive(Config, Debug)]
-pub struct PpoConfig {
-    /// AdamW learning rate. TRL's 1.41e-5 is for GPT-2 (124M parameters, thousands of
-    /// iterations); this model is 140x smaller and gets one iteration per rating. Measured on
-    /// the 6000-step base model (docs/TUNING.md; 10 seeds, 40 thumbs): 2e-4 took the polite
-    /// rater to 87 ± 15% against 83 ± 13% at 1e-4; 3e-4 cost well-formed replies.
-    #[config(default = 2e-4)]
-    pub lr: f64,
-    /// Replies rolled out per iteration (the PPO batch). Measured: 16 learns a rater's taste
-    /// within 40 ratings where 8 drifted (too few replies to tell signal from luck).
-    #[config(default = 16)]
-    pub batch_size: usize,
-    /// Replies per gradient step; `batch_size / minibatch_size` steps per epoch.
-    #[config(default = 8)]
-    pub minibatch_size: usize,
-    /// Passes over the batch. TRL uses 4; 2 over twice the replies costs the same number of
-    /// steps and learned faster here (measured).
-    #[config(default = 2)]
-    pub epochs: usize,
-    /// PPO iterations (rollout, then epochs) per update.
-    #[config(default = 1)]
-    pub iterations: usize,
-    /// Discount (1: a reply is one short episode; TRL and Ouyang et al.).
-    #[config(default = 1.0)]
-    pub gamma: f64,
-    /// GAE λ. TRL uses 0.95; measured here (polite rater, 40 thumbs, seeds 2 and 3,
-    /// docs/TUNING.md), 1.0 reached 70-82% where 0.95 reached 45-47%: rewards come only at
-    /// the end of a reply and the value head starts untrained, so λ < 1 discounts the credit of
-    /// the first tokens (where a polite opening is chosen) by λ^length before the values can
-    /// stand in.
-    #[config(default = 1.0)]
-    pub lam: f64,
-    /// ε of the clipped surrogate objective (0.2, Schulman et al. 2017 and TRL).
-    #[config(default = 0.2)]
-    pub cliprange: f64,
-    /// Clip of the value update around the old values (0.2, TRL).
-    #[config(default = 0.2)]
-    pub cliprange_value: f64,
-    /// Weight of the value loss. TRL uses 0.1; 0.5 is cleanrl's. With the value head on detached
-    /// features (`value_through_trunk` off, the default) the value loss reaches only the head,
-    /// whose gradient is clipped and stepped on its own, so the weight hardly matters; it counts
-    /// when the trunk is shared (measured then with λ = 1: 0.5 learned faster than 0.1).
-    #[config(default = 0.5)]
-    pub vf_coef: f64,
-    /// AdamW learning rate of the value head (the policy's scalar head). Ten times the policy's:
-    /// the head starts at zero and must reach returns of a few units within a session.
-    #[config(default = 1e-3)]
-    pub value_lr: f64,
-    /// Let the value loss train the shared transformer as well as the value head (a shared
-    /// trunk, as TRL's `AutoModelForCausalLMWithValueHead`). Off, the value head reads the
-    /// policy's hidden states detached: a critic on the policy's features whose loss cannot
-    /// disturb the language model (Ouyang et al. keep a separate value model). Measured
-    /// (docs/TUNING.md): no difference either way in preferred rate or well-formed replies, so the
-    /// default is the one that cannot harm the language model.
-    #[config(default = false)]
-    pub value_through_trunk: bool,
-    /// Weight of an entropy bonus (0: TRL has none; the KL penalty already keeps entropy up).
-    #[config(default = 0.0)]
-    pub ent_coef: f64,
-    /// Gradient clipping by global norm (1.0, as cleanrl's `max_grad_norm` 0.5-1).
-    #[config(default = 1.0)]
-    pub max_grad_norm: f32,
-    /// Initial β of the KL penalty (0.2, TRL `init_kl_coef`).
-    #[config(default = 0.2)]
-    pub init_kl_coef: f64,
-    /// Adapt β towards `kl_target` (Ziegler et al. 2019); off keeps β fixed.
-    #[config(default = true)]
-    pub adaptive_kl: bool,
-    /// Target KL per reply, in nats. TRL's `target` is 6; measured here (README, "The RLHF
-    /// loop"), 3 kept long sessions well-formed where a rater's taste cannot be learnt (after
-    /// 160 truthful ratings 79-81% of replies against 61-62%), and the 40-rating tables stayed
-    /// within the seeds' noise (polite pairs gained: 10 seeds of 10 at 85%, against 7).
-    #[config(default = 3.0)]
-    pub kl_target: f64,
-    /// Horizon of the adaptive controller in replies. TRL's 10 000 suits runs of 100k replies;
-    /// a session here rolls out a few hundred, so 400 lets β react within it (measured).
-    #[config(default = 400.0)]
-    pub kl_horizon: f64,
-    /// Skip a minibatch whose mean ratio exceeds this (TRL `ratio_threshold` = 10): a guard
-    /// against loss spikes; skipped minibatches are counted in the metrics.
-    #[config(default = 10.0)]
-    pub ratio_threshold: f64,
-    /// Stop the epochs early once a minibatch's approximate KL to the rollout policy exceeds
-    /// this (cleanrl's `target_kl`; 0 turns it off): with a handful of replies per batch, a
-    /// lucky minibatch can otherwise move the policy far in one update.
-    #[config(default = 0.02)]
-    pub target_kl: f64,
-    /// Longest rolled-out reply, in tokens.
-    #[config(default = 48)]
-    pub max_new_tokens: usize,
-    /// Group each epoch's minibatches by length (the shortest replies together, in a random
-    /// order of minibatches), as Hugging Face's `group_by_length`: a minibatch is padded to its
-    /// longest sequence, so random minibatches of replies from 5 to 48 tokens spend much of
-    /// their work on padding. Every reply is still used once an epoch; only which replies share
-    /// a step changes. Off: cleanrl's uniform shuffle.
-    #[config(default = true)]
-    pub group_by_length: bool,
+config! {
+    /// Settings of the PPO stage: TRL's `PPOConfig` defaults unless re-tuned on this model.
+    /// Why each default: docs/TUNING.md, "PPO".
+    pub struct PpoConfig in "PPO" {
+        /// Size of each PPO step (AdamW). Too large and replies fall apart.
+        lr: f64 = 2e-4 in 1e-7..=0.1, "PPO learning rate", basic;
+        /// Fresh replies PPO writes and learns from per iteration (the PPO batch).
+        batch_size: usize = 16 in 1..=64, "PPO replies per update", basic;
+        /// Replies per gradient step; the batch is cut into minibatches of this many.
+        minibatch_size: usize = 8 in 1..=64, "Replies per PPO step", advanced;
+        /// Passes over each batch of fresh replies.
+        epochs: usize = 2 in 1..=20, "PPO epochs", basic;
+        /// PPO iterations (a rollout, then its epochs) per update.
+        iterations: usize = 1 in 0..=10, "PPO iterations per rating", advanced;
+        /// Discount per token (1: a reply is one short episode, as in TRL).
+        gamma: f64 = 1.0 in 0.0..=1.0, "Discount γ", advanced;
+        /// λ of generalised advantage estimation.
+        lam: f64 = 1.0 in 0.0..=1.0, "GAE λ", advanced;
+        /// ε of the clipped surrogate objective: how far one batch may move a token's probability.
+        cliprange: f64 = 0.2 in 0.01..=1.0, "Clip range ε", advanced;
+        /// How far one step may move the value head's predictions.
+        cliprange_value: f64 = 0.2 in 0.01..=100.0, "Value clip range", advanced;
+        /// Weight of the value loss in PPO's loss.
+        vf_coef: f64 = 0.5 in 0.0..=10.0, "Value loss weight", advanced;
+        /// Size of each step of the value head, which predicts the reward a reply will get.
+        value_lr: f64 = 1e-3 in 1e-7..=0.1, "Value head learning rate", advanced;
+        /// Let the value loss train the transformer too (off: the value head reads it detached).
+        value_through_trunk: bool = false, "Value loss trains the transformer", advanced;
+        /// Weight of an entropy bonus that keeps replies varied (0: none, as in TRL).
+        ent_coef: f64 = 0.0 in 0.0..=1.0, "Entropy bonus", advanced;
+        /// Gradients are scaled down to at most this global norm.
+        max_grad_norm: f32 = 1.0 in 1e-3..=1e3, "PPO gradient clip", advanced;
+        /// How strongly PPO is pulled back towards the base model. Higher = safer, slower learning.
+        init_kl_coef: f64 = 0.2 in 0.0..=10.0, "β (KL penalty)", basic;
+        /// Let β adapt towards the KL target (Ziegler et al. 2019).
+        adaptive_kl: bool = true, "Adaptive β", basic;
+        /// The adaptive controller nudges β so that the KL per reply heads for this, in nats.
+        kl_target: f64 = 3.0 in 0.01..=100.0, "KL target (nats)", basic;
+        /// Replies over which the controller moves β by at most ±20%.
+        kl_horizon: f64 = 400.0 in 1.0..=1e6, "KL controller horizon", advanced;
+        /// Skip a minibatch whose mean ratio to the old policy exceeds this (a guard against spikes).
+        ratio_threshold: f64 = 10.0 in 1.0..=1e6, "Ratio guard", advanced;
+        /// Stop the epochs once a step's approximate KL to the rollout policy exceeds this (0: never).
+        early_stop_kl: f64 = 0.02 in 0.0..=10.0, "Early stop KL", advanced;
+        /// Longest reply PPO writes, in tokens.
+        max_new_tokens: usize = 48 in 1..=96, "Longest PPO reply", advanced;
+        /// Put replies of similar length in the same minibatch (less padding, same replies).
+        group_by_length: bool = true, "Group minibatches by length", advanced;
+    }
 }
 
 impl PpoConfig {
@@ -130,6 +94,280 @@ impl PpoConfig {
     pub fn optimizer(&self) -> ModuleOptimizer {
         AdamWConfig::new().with_weight_decay(0.0).init()
     }
+}
+
+/// The policy (with its scalar head as the value function), its optimiser, the KL controller
+/// and the PPO update in flight.
+pub struct PpoTrainer {
+    pub cfg: PpoConfig,
+    /// On the autodiff device; SFT steps it too ([`crate::sft::SftTrainer`]).
+    policy: Option<Gpt>,
+    optim: ModuleOptimizer,
+    /// β of the KL penalty, adapted after each iteration.
+    pub kl: KlController,
+    device: Device,
+    /// Iterations finished in the update in flight, the one under way, and each step's loss.
+    done: usize,
+    iteration: Option<Iteration>,
+    losses: Vec<f64>,
+}
+
+/// One iteration's batch and how far its epochs have got.
+struct Iteration {
+    exp: Experience,
+    /// The rollouts' mean reference confidence, as their scores counted it.
+    confidence: f64,
+    /// This epoch's minibatches (rows of `exp`).
+    minibatches: Vec<Vec<usize>>,
+    epoch: usize,
+    mb: usize,
+    stats: Vec<MinibatchStats>,
+}
+
+/// What a PPO slice reads from the session: the reference, the reward model that scores the
+/// rollouts, and where their prompts come from.
+pub struct Context<'a> {
+    pub reference: &'a Gpt,
+    pub reward: &'a mut RewardTrainer,
+    pub tok: &'a Tokenizer,
+    /// The person's prompts so far (the most recent are asked again).
+    pub prompts: &'a [String],
+    /// The rest of the prompts come from the corpus.
+    pub corpus: &'a mut Corpus,
+    /// Share of each batch drawn from the person's own prompts.
+    pub own_prompt_share: f64,
+    /// Share of the ratings that are pairs (for the reference's confidence in the score).
+    pub pair_share: f64,
+    pub rng: &'a mut Rng,
+}
+
+impl PpoTrainer {
+    /// A trainer of `policy` (on `device`'s autodiff form).
+    pub fn new(cfg: PpoConfig, policy: Gpt, device: &Device) -> Self {
+        Self {
+            kl: KlController::new(&cfg),
+            optim: cfg.optimizer(),
+            cfg,
+            policy: Some(policy),
+            device: device.clone().autodiff(),
+            done: 0,
+            iteration: None,
+            losses: Vec::new(),
+        }
+    }
+
+    /// New settings from the next slice on: the optimiser keeps its state, a new initial β
+    /// replaces the current one, and the controller takes the new target and horizon.
+    pub fn set_config(&mut self, cfg: PpoConfig) {
+        if cfg.init_kl_coef != self.cfg.init_kl_coef {
+            self.kl.value = cfg.init_kl_coef;
+        }
+        self.kl.target = cfg.kl_target;
+        self.kl.horizon = cfg.kl_horizon;
+        self.kl.adaptive = cfg.adaptive_kl;
+        self.cfg = cfg;
+    }
+
+    /// The policy as it is now (no autodiff), to sample from or measure.
+    pub fn policy(&self) -> Gpt {
+        self.policy
+            .as_ref()
+            .expect("policy present between slices")
+            .valid()
+    }
+
+    /// The policy to train elsewhere (SFT); give it back with [`PpoTrainer::put_policy`].
+    pub fn take_policy(&mut self) -> Gpt {
+        self.policy.take().expect("policy present between slices")
+    }
+
+    pub fn put_policy(&mut self, policy: Gpt) {
+        self.policy = Some(policy);
+    }
+
+    /// Starts an update's PPO stage.
+    pub fn begin(&mut self) {
+        self.done = 0;
+        self.iteration = None;
+        self.losses.clear();
+    }
+
+    /// Slices of one iteration: its rollout, then one per minibatch of each epoch.
+    fn slices_per_iteration(&self) -> usize {
+        let p = &self.cfg;
+        1 + p.epochs * p.batch_size.div_ceil(p.minibatch_size.max(1))
+    }
+
+    /// One slice of the PPO stage: a rollout, or one minibatch step. `rollouts` receives the
+    /// (prompt, reply) texts of each batch.
+    pub async fn step(
+        &mut self,
+        mut cx: Context<'_>,
+        rollouts: &mut Vec<(String, String)>,
+    ) -> Slice {
+        let (per_iteration, iterations) = (self.slices_per_iteration(), self.cfg.iterations);
+        let steps = iterations * per_iteration;
+        let Some(mut it) = self.iteration.take() else {
+            if iterations == 0 {
+                return Slice::Skipped("PPO is off (ppo.iterations is 0)");
+            }
+            if !cx.reward.is_fitted() {
+                return Slice::Skipped("the reward model has no ratings to learn from yet");
+            }
+            // 1. Rollout: a batch from the policy, scored, and its experience.
+            let (exp, confidence) = self.rollout(&mut cx, rollouts).await;
+            let minibatches = self.minibatches(&exp, cx.rng);
+            self.iteration = Some(Iteration {
+                exp,
+                confidence,
+                minibatches,
+                epoch: 0,
+                mb: 0,
+                stats: Vec::new(),
+            });
+            let step = self.done * per_iteration + 1;
+            return Slice::Progress { step, steps };
+        };
+        // 2. Epochs over shuffled minibatches: one clipped step per slice.
+        let policy = self.take_policy();
+        let rows = &it.minibatches[it.mb];
+        let (policy, stats) = train_minibatch(
+            policy,
+            &mut self.optim,
+            &it.exp,
+            rows,
+            &self.cfg,
+            &self.device,
+        )
+        .await;
+        self.put_policy(policy);
+        it.stats.push(stats);
+        self.losses.push(stats.pg_loss);
+        let step = self.done * per_iteration + 2 + it.epoch * it.minibatches.len() + it.mb;
+        // 3. cleanrl's early stop: the policy has moved as far as one batch justifies.
+        let target = self.cfg.early_stop_kl;
+        let stop = target > 0.0 && stats.approx_kl > target;
+        if it.mb + 1 < it.minibatches.len() && !stop {
+            it.mb += 1;
+            self.iteration = Some(it);
+            return Slice::Progress { step, steps };
+        }
+        if it.epoch + 1 < self.cfg.epochs && !stop {
+            // A fresh shuffle for every epoch, as in cleanrl.
+            it.minibatches = self.minibatches(&it.exp, cx.rng);
+            it.epoch += 1;
+            it.mb = 0;
+            self.iteration = Some(it);
+            return Slice::Progress { step, steps };
+        }
+        // 4. The iteration's metrics, and β moves towards the target KL.
+        let mut stats = iteration_stats(&it.exp, &it.stats, it.confidence);
+        self.kl.update(stats.kl, it.exp.len());
+        self.done += 1;
+        if self.done < iterations {
+            return Slice::Progress { step, steps };
+        }
+        stats.kl_coef_next = self.kl.value;
+        let metrics = Metrics {
+            ppo: Some(stats),
+            ..Default::default()
+        };
+        let losses = std::mem::take(&mut self.losses);
+        Slice::Done { losses, metrics }
+    }
+
+    /// Samples a batch from the policy (on-policy: the full distribution at temperature 1, as
+    /// PPO's ratio assumes), scores it with the reward model and builds the experience. Returns
+    /// it with the rollouts' mean reference confidence.
+    async fn rollout(
+        &self,
+        cx: &mut Context<'_>,
+        texts: &mut Vec<(String, String)>,
+    ) -> (Experience, f64) {
+        let (reference, tok) = (cx.reference, cx.tok);
+        let n = self.cfg.batch_size;
+        let prompts = rollout_prompts(cx.prompts, cx.corpus, n, cx.own_prompt_share, cx.rng);
+        let ids: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| tok.fit_prompt(p, reference.context()).0)
+            .collect();
+        let sampling = SampleConfig::new().with_max_new_tokens(self.cfg.max_new_tokens);
+        let policy = self.policy();
+        let out = generate(&policy, &ids, &sampling, cx.rng, true).await;
+        let (mut seqs, mut scored, mut starts) = (Vec::new(), Vec::new(), Vec::new());
+        texts.clear();
+        for ((p, o), prompt) in ids.iter().zip(&out).zip(&prompts) {
+            starts.push(p.len());
+            seqs.push(o.sequence(p, false));
+            // The reward model always reads a closed exchange (it is trained on those).
+            scored.push(o.sequence(p, true));
+            texts.push((prompt.clone(), tok.decode(&o.tokens)));
+        }
+        // PPO's score, read from the closed exchange (a reply cut off by the length limit is
+        // scored as if it ended there), normalised by running statistics.
+        let s = cx
+            .reward
+            .score(reference, &scored, &starts, cx.pair_share)
+            .await;
+        cx.reward.observe(&s.scores);
+        let normalised = cx.reward.normalise(&s.scores);
+        // The reference's log-probs in the PPO batch's layout: rows cut to its width (a reply
+        // that ran out of room has no <|end|> there; positions before it are the same).
+        let w = seqs.iter().map(Vec::len).max().unwrap_or(1) - 1;
+        let ref_logprobs: Vec<f32> = (0..seqs.len())
+            .flat_map(|b| s.ref_logprobs[b * s.width..b * s.width + w].iter().copied())
+            .collect();
+        let exp = make_experience(
+            &policy,
+            reference,
+            Some(ref_logprobs),
+            seqs,
+            starts,
+            s.scores,
+            &normalised,
+            self.kl.value,
+            &self.cfg,
+        )
+        .await;
+        let n = s.confidence.len().max(1) as f64;
+        let mean = s.confidence.iter().map(|&c| c as f64).sum::<f64>() / n;
+        (exp, mean)
+    }
+
+    /// One epoch's minibatches of `exp`'s replies.
+    fn minibatches(&self, exp: &Experience, rng: &mut Rng) -> Vec<Vec<usize>> {
+        let lengths: Vec<usize> = exp.seqs.iter().map(Vec::len).collect();
+        let p = &self.cfg;
+        minibatches(&lengths, p.minibatch_size, p.group_by_length, rng)
+    }
+}
+
+/// Prompts for a PPO batch of `n`: a share `own_share` from the person's recent `prompts`, the
+/// rest from the corpus (its training prompts: the held-out ones are kept for measuring), so
+/// the policy improves in general and not only on what was asked.
+fn rollout_prompts(
+    prompts: &[String],
+    corpus: &mut Corpus,
+    n: usize,
+    own_share: f64,
+    rng: &mut Rng,
+) -> Vec<String> {
+    let n = n.max(1);
+    let recent: Vec<&String> = prompts.iter().rev().take(8).collect();
+    let own = if recent.is_empty() {
+        0
+    } else {
+        (n as f64 * own_share).round() as usize
+    };
+    (0..n)
+        .map(|i| {
+            if i < own {
+                recent[rng.below(recent.len())].clone()
+            } else {
+                corpus.prompt(false).text
+            }
+        })
+        .collect()
 }
 
 /// One epoch's minibatches: the rows `0..lengths.len()` in chunks of `size`. Shuffled as in
@@ -152,255 +390,6 @@ pub fn minibatches(
         rng.shuffle(&mut chunks);
     }
     chunks
-}
-
-/// Generalised advantage estimation (Schulman et al. 2016) over one reply's actions:
-/// `δ_t = r_t + γ V_{t+1} - V_t`, `A_t = δ_t + γ λ A_{t+1}`, with `V` after the last action 0
-/// (the episode ends with the reply). Returns (advantages, returns = A + V).
-pub fn gae(rewards: &[f32], values: &[f32], gamma: f32, lam: f32) -> (Vec<f32>, Vec<f32>) {
-    let n = rewards.len();
-    let mut adv = vec![0.0; n];
-    let mut last_gae_lam = 0.0;
-    for t in (0..n).rev() {
-        let next_value = if t + 1 < n { values[t + 1] } else { 0.0 };
-        let delta = rewards[t] + gamma * next_value - values[t];
-        last_gae_lam = delta + gamma * lam * last_gae_lam;
-        adv[t] = last_gae_lam;
-    }
-    let returns = adv.iter().zip(values).map(|(a, v)| a + v).collect();
-    (adv, returns)
-}
-
-/// `(x - mean) / std` over the entries where `mask` is 1 (TRL's `masked_whiten`); others 0.
-pub fn whiten(xs: &[f32], mask: &[f32]) -> Vec<f32> {
-    let n: f32 = mask.iter().sum();
-    if n == 0.0 {
-        return vec![0.0; xs.len()];
-    }
-    let mean = xs.iter().zip(mask).map(|(x, m)| x * m).sum::<f32>() / n;
-    let var = xs
-        .iter()
-        .zip(mask)
-        .map(|(x, m)| m * (x - mean).powi(2))
-        .sum::<f32>()
-        / n;
-    let std = var.sqrt() + 1e-8;
-    xs.iter()
-        .zip(mask)
-        .map(|(x, m)| m * (x - mean) / std)
-        .collect()
-}
-
-/// The adaptive KL controller of Ziegler et al. (2019), section 2.2: β moves by at most ±20%
-/// of `n_steps / horizon` per update, towards the target KL.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct KlController {
-    pub value: f64,
-    pub target: f64,
-    pub horizon: f64,
-    pub adaptive: bool,
-}
-
-impl KlController {
-    pub fn new(cfg: &PpoConfig) -> Self {
-        Self {
-            value: cfg.init_kl_coef,
-            target: cfg.kl_target,
-            horizon: cfg.kl_horizon,
-            adaptive: cfg.adaptive_kl,
-        }
-    }
-
-    /// `e_t = clip(KL_t / KL_target - 1, -0.2, 0.2)`; `β ← β (1 + K_β e_t)` with
-    /// `K_β = n_steps / horizon`.
-    pub fn update(&mut self, current_kl: f64, n_steps: usize) {
-        if !self.adaptive {
-            return;
-        }
-        let proportional_error = (current_kl / self.target - 1.0).clamp(-0.2, 0.2);
-        let mult = 1.0 + proportional_error * n_steps as f64 / self.horizon;
-        self.value *= mult;
-    }
-}
-
-/// One PPO batch: rolled-out replies and everything computed from them before the epochs.
-/// Per-position arrays are `[B, T-1]`, row-major, in the index convention of the module doc.
-#[derive(Clone, Debug)]
-pub struct Experience {
-    /// Prompt + reply (+ `<|end|>` when the reply finished) token ids.
-    pub seqs: Vec<Vec<u32>>,
-    /// Index of each reply's first token.
-    pub starts: Vec<usize>,
-    /// Longest sequence.
-    pub t: usize,
-    /// 1 on action positions.
-    pub mask: Vec<f32>,
-    /// log π_old(a_t | s_t) under the policy that sampled the batch.
-    pub logprobs: Vec<f32>,
-    /// log π_ref(a_t | s_t) under the frozen reference.
-    pub ref_logprobs: Vec<f32>,
-    /// Entropy of π_old at each position.
-    pub entropy: Vec<f32>,
-    /// V_old(s_t).
-    pub values: Vec<f32>,
-    /// r_t = -β (log π_old - log π_ref), plus the normalised score at the last action.
-    pub rewards: Vec<f32>,
-    /// Whitened GAE advantages.
-    pub advantages: Vec<f32>,
-    /// A + V (targets of the value loss).
-    pub returns: Vec<f32>,
-    /// Raw reward-model scores, one per reply.
-    pub scores: Vec<f32>,
-    /// β used for the penalty.
-    pub kl_coef: f64,
-}
-
-impl Experience {
-    /// Replies in the batch.
-    pub fn len(&self) -> usize {
-        self.seqs.len()
-    }
-
-    /// True when the batch holds no reply.
-    pub fn is_empty(&self) -> bool {
-        self.seqs.is_empty()
-    }
-
-    /// Per reply: Σ_t (log π_old - log π_ref) over its actions (the KL estimate TRL logs).
-    pub fn kl_per_reply(&self) -> Vec<f64> {
-        self.row_sums(|i| (self.logprobs[i] - self.ref_logprobs[i]) as f64)
-    }
-
-    fn row_sums(&self, f: impl Fn(usize) -> f64) -> Vec<f64> {
-        let w = self.t - 1;
-        (0..self.len())
-            .map(|b| {
-                (b * w..(b + 1) * w)
-                    .filter(|&i| self.mask[i] > 0.0)
-                    .map(&f)
-                    .sum()
-            })
-            .collect()
-    }
-}
-
-/// Per-position log-probs of a right-padded batch, read back, with entropies and values when
-/// `values` (the policy; the reference needs neither).
-async fn forward_stats(model: &Gpt, batch: &Batch, values: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let t = batch.tokens.dims()[1];
-    let hidden = model.forward(batch, None); // [B, T, C]
-    let v = values.then(|| model.scores(hidden.clone()).slice(s![.., 0..t - 1])); // [B, T-1]
-    let entropy = if values {
-        Entropy::Detached
-    } else {
-        Entropy::Skip
-    };
-    let (logp, ent) = model.token_logprobs_and_entropy(hidden, batch.tokens.clone(), entropy);
-    let logp = crate::read(logp).await;
-    let ent = match ent {
-        Some(e) => crate::read(e).await,
-        None => Vec::new(),
-    };
-    let v = match v {
-        Some(v) => crate::read(v).await,
-        None => Vec::new(),
-    };
-    (logp, ent, v)
-}
-
-/// Builds the batch's experience: old log-probs, values and entropies from a forward pass of the
-/// policy (not the sampler's numbers: one code path, so the first ratio is exactly 1), the
-/// reference's log-probs (`ref_logprobs` when the caller has them, laid out as this batch's
-/// `[B * (T-1)]`; else a forward pass of `reference`), per-token rewards, GAE and whitened
-/// advantages.
-#[allow(clippy::too_many_arguments)]
-pub async fn make_experience(
-    policy: &Gpt,
-    reference: &Gpt,
-    ref_logprobs: Option<Vec<f32>>,
-    seqs: Vec<Vec<u32>>,
-    starts: Vec<usize>,
-    scores: Vec<f32>,
-    normalised_scores: &[f32],
-    kl_coef: f64,
-    cfg: &PpoConfig,
-) -> Experience {
-    let device = policy
-        .devices()
-        .first()
-        .cloned()
-        .unwrap_or_else(Device::flex);
-    let batch = Batch::right_padded(&seqs, &device);
-    let t = batch.tokens.dims()[1];
-    let w = t - 1;
-    let (logprobs, entropy, values) = forward_stats(policy, &batch, true).await;
-    let ref_logprobs = match ref_logprobs {
-        Some(lp) => lp,
-        None => forward_stats(reference, &batch, false).await.0,
-    };
-    assert_eq!(
-        ref_logprobs.len(),
-        seqs.len() * w,
-        "reference log-probs' layout"
-    );
-    let pairs: Vec<(Vec<u32>, usize)> = seqs.iter().cloned().zip(starts.iter().copied()).collect();
-    let mask = crate::read(reply_mask(&pairs, t, &device)).await; // [B*(T-1)]
-    let mut rewards = vec![0.0f32; seqs.len() * w];
-    let mut advantages = vec![0.0f32; seqs.len() * w];
-    let mut returns = vec![0.0f32; seqs.len() * w];
-    for (b, seq) in seqs.iter().enumerate() {
-        // Actions of row b: positions start-1 ..= len-2.
-        let first = b * w + starts[b] - 1;
-        let end = b * w + seq.len() - 1;
-        if first >= end {
-            continue;
-        }
-        for i in first..end {
-            let kl = logprobs[i] - ref_logprobs[i];
-            rewards[i] = -(kl_coef as f32) * kl;
-        }
-        rewards[end - 1] += normalised_scores[b];
-        let (adv, ret) = gae(
-            &rewards[first..end],
-            &values[first..end],
-            cfg.gamma as f32,
-            cfg.lam as f32,
-        );
-        advantages[first..end].copy_from_slice(&adv);
-        returns[first..end].copy_from_slice(&ret);
-    }
-    let advantages = whiten(&advantages, &mask);
-    Experience {
-        seqs,
-        starts,
-        t,
-        mask,
-        logprobs,
-        ref_logprobs,
-        entropy,
-        values,
-        rewards,
-        advantages,
-        returns,
-        scores,
-        kl_coef,
-    }
-}
-
-/// What one minibatch step measured.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct MinibatchStats {
-    pub pg_loss: f64,
-    pub v_loss: f64,
-    /// ½ E[(log π - log π_old)²], TRL's `approxkl`.
-    pub approx_kl: f64,
-    /// Share of actions whose ratio left [1-ε, 1+ε].
-    pub clipfrac: f64,
-    /// Mean ratio π / π_old.
-    pub ratio: f64,
-    pub entropy: f64,
-    /// True when the ratio guard skipped the update.
-    pub skipped: bool,
 }
 
 /// The losses of one minibatch, each a `[1]` tensor.
@@ -515,27 +504,7 @@ pub async fn train_minibatch(
     let loss = l.pg_loss.clone() - entropy_loss.clone().mul_scalar(cfg.ent_coef)
         + l.v_loss.clone().mul_scalar(cfg.vf_coef);
 
-    let stats = crate::read(Tensor::cat(
-        vec![
-            l.pg_loss,
-            l.v_loss,
-            l.approx_kl,
-            l.clipfrac,
-            l.ratio,
-            entropy_loss,
-        ],
-        0,
-    ))
-    .await;
-    let mut out = MinibatchStats {
-        pg_loss: stats[0] as f64,
-        v_loss: stats[1] as f64,
-        approx_kl: stats[2] as f64,
-        clipfrac: stats[3] as f64,
-        ratio: stats[4] as f64,
-        entropy: stats[5] as f64,
-        skipped: false,
-    };
+    let mut out = MinibatchStats::read(l, entropy_loss).await;
     // TRL's guard: a minibatch whose ratio exploded would make a destructive step.
     if out.ratio.is_nan() || out.ratio > cfg.ratio_threshold {
         out.skipped = true;
@@ -551,67 +520,6 @@ pub async fn train_minibatch(
     let policy = optim.step(cfg.lr, policy, grads);
     let policy = optim.step(cfg.value_lr, policy, head_grads);
     (policy, out)
-}
-
-/// Metrics of one PPO iteration, under TRL's names (`objective/kl`, `policy/clipfrac_avg`, ...).
-pub fn metrics(exp: &Experience, steps: &[MinibatchStats]) -> BTreeMap<String, f64> {
-    let n = exp.len().max(1) as f64;
-    let mean = |xs: &[f64]| xs.iter().sum::<f64>() / xs.len().max(1) as f64;
-    let kl = exp.kl_per_reply();
-    let entropy = exp.row_sums(|i| exp.entropy[i] as f64);
-    let scores: Vec<f64> = exp.scores.iter().map(|&s| s as f64).collect();
-    let non_score: Vec<f64> = kl.iter().map(|k| -exp.kl_coef * k).collect();
-    let done: Vec<&MinibatchStats> = steps.iter().filter(|s| !s.skipped).collect();
-    let avg = |f: fn(&MinibatchStats) -> f64| {
-        if done.is_empty() {
-            0.0
-        } else {
-            done.iter().map(|s| f(s)).sum::<f64>() / done.len() as f64
-        }
-    };
-    // Explained variance of the old values against the returns (cleanrl's `explained_var`).
-    let (mut v, mut r) = (Vec::new(), Vec::new());
-    for i in 0..exp.mask.len() {
-        if exp.mask[i] > 0.0 {
-            v.push(exp.values[i] as f64);
-            r.push(exp.returns[i] as f64);
-        }
-    }
-    let var = |xs: &[f64]| {
-        let m = mean(xs);
-        xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len().max(1) as f64
-    };
-    let resid: Vec<f64> = r.iter().zip(&v).map(|(r, v)| r - v).collect();
-    let var_r = var(&r);
-    let var_explained = if var_r == 0.0 {
-        f64::NAN
-    } else {
-        1.0 - var(&resid) / var_r
-    };
-    let mut m = BTreeMap::new();
-    m.insert("objective/kl".into(), mean(&kl));
-    m.insert("objective/entropy".into(), mean(&entropy));
-    m.insert("objective/scores".into(), mean(&scores));
-    m.insert("objective/non_score_reward".into(), mean(&non_score));
-    m.insert(
-        "objective/rlhf_reward".into(),
-        mean(&scores) + mean(&non_score),
-    );
-    m.insert("objective/kl_coef".into(), exp.kl_coef);
-    m.insert("policy/approxkl_avg".into(), avg(|s| s.approx_kl));
-    m.insert("policy/clipfrac_avg".into(), avg(|s| s.clipfrac));
-    m.insert("policy/entropy_avg".into(), avg(|s| s.entropy));
-    m.insert("loss/policy_avg".into(), avg(|s| s.pg_loss));
-    m.insert("loss/value_avg".into(), avg(|s| s.v_loss));
-    m.insert("val/ratio".into(), avg(|s| s.ratio));
-    m.insert("val/var_explained".into(), var_explained);
-    m.insert(
-        "val/num_skipped_minibatches".into(),
-        steps.iter().filter(|s| s.skipped).count() as f64,
-    );
-    m.insert("val/num_replies".into(), n);
-    m.insert("policy/minibatches".into(), steps.len() as f64);
-    m
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub struct PretrainConfig {
     /// Optimiser steps. 6000 steps of 32 exchanges (192 000 exchanges, ~7.7M tokens) took 38
     /// minutes on 2 CPU cores. 1800 bring the held-out loss close to its floor, but the sums
     /// are learnt later: with arithmetic weighted 3, the careful persona's sums went from 57%
-    /// right (2700 steps, weight 1.5) to 98% (README, "The base model").
+    /// right (2700 steps, weight 1.5) to 98% (docs/MODEL.md, "The base model").
     #[config(default = 6000)]
     pub steps: usize,
     /// Exchanges per step.
@@ -47,7 +47,7 @@ pub struct PretrainConfig {
     #[config(default = 1234)]
     pub seed: u64,
     /// Predict only the reply's tokens (as SFT does), the prompt being context, not a target.
-    /// Measured against predicting whole exchanges (1800 steps each, README): the base model's
+    /// Measured against predicting whole exchanges (1800 steps each, docs/MODEL.md): the base model's
     /// truth mixture came within 5.2 points of the corpus instead of 8.6, and 99.4% of replies
     /// were well-formed instead of 98.8%. The model's capacity goes to the replies it will
     /// write, not to the prompts it will only read.
@@ -60,7 +60,7 @@ pub struct PretrainConfig {
     /// other families (the corpus's own weight is 1.5, [`Mixture::BASE`]). Only how often the
     /// model sees a sum changes, not what any reply says, so the model's replies to each prompt
     /// still follow the corpus. The sums are 223 facts to memorise, and they are what the
-    /// model knew worst (README, "The base model").
+    /// model knew worst (docs/MODEL.md, "The base model").
     #[config(default = 3.0)]
     pub arithmetic_weight: f64,
 }

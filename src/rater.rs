@@ -11,6 +11,7 @@
 use crate::corpus::{
     Enthusiasm, Family, Length, Tone, Truth, classify, classify_style, parse_prompt,
 };
+use crate::error::Error;
 use serde::{Deserialize, Serialize};
 
 /// The four built-in tastes.
@@ -105,18 +106,6 @@ impl Taste {
     }
 }
 
-/// Why a grader could not score a reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GraderError(pub String);
-
-impl std::fmt::Display for GraderError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for GraderError {}
-
 /// A rater: one of the built-in tastes or a rule a person defined.
 #[derive(Clone, Debug)]
 pub enum Rater {
@@ -141,19 +130,19 @@ pub const MAX_RULE_CHARS: usize = 200;
 
 impl Rater {
     /// A regular-expression rule: +1 when the reply matches, -1 when it does not.
-    pub fn regex(pattern: &str) -> Result<Rater, GraderError> {
+    pub fn regex(pattern: &str) -> Result<Rater, Error> {
         if pattern.trim().is_empty() {
-            return Err(GraderError("the rule is empty".into()));
+            return Err(Error::Grader("the rule is empty".into()));
         }
         if pattern.chars().count() > MAX_RULE_CHARS {
-            return Err(GraderError(format!(
+            return Err(Error::Grader(format!(
                 "the rule is longer than {MAX_RULE_CHARS} characters"
             )));
         }
         let pattern = regex::RegexBuilder::new(pattern)
             .size_limit(1 << 20)
             .build()
-            .map_err(|e| GraderError(format!("not a valid regular expression: {e}")))?;
+            .map_err(|e| Error::Grader(format!("not a valid regular expression: {e}")))?;
         Ok(Rater::Regex {
             pattern,
             matched: 1.0,
@@ -162,10 +151,10 @@ impl Rater {
     }
 
     /// A keyword rule (the page's): the word anywhere in the reply, ignoring case.
-    pub fn keyword(word: &str) -> Result<Rater, GraderError> {
+    pub fn keyword(word: &str) -> Result<Rater, Error> {
         let word = word.trim();
         if word.is_empty() {
-            return Err(GraderError("the keyword is empty".into()));
+            return Err(Error::Grader("the keyword is empty".into()));
         }
         Rater::regex(&format!("(?i){}", regex::escape(word)))
     }
@@ -181,7 +170,7 @@ impl Rater {
     }
 
     /// Score of `reply` to `prompt`, in [-1, 1].
-    pub fn score(&self, prompt: &str, reply: &str) -> Result<f64, GraderError> {
+    pub fn score(&self, prompt: &str, reply: &str) -> Result<f64, Error> {
         match self {
             Rater::Taste(t) => Ok(t.score(prompt, reply)),
             Rater::Regex {
@@ -199,7 +188,7 @@ impl Rater {
     }
 
     /// Whether the rater would give `reply` a thumbs up.
-    pub fn prefers(&self, prompt: &str, reply: &str) -> Result<bool, GraderError> {
+    pub fn prefers(&self, prompt: &str, reply: &str) -> Result<bool, Error> {
         Ok(self.score(prompt, reply)? > 0.0)
     }
 }
@@ -227,10 +216,10 @@ fn run_command(
     timeout: std::time::Duration,
     prompt: &str,
     reply: &str,
-) -> Result<f64, GraderError> {
+) -> Result<f64, Error> {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
-    let fail = |what: String| GraderError(format!("grader command `{command}`: {what}"));
+    let fail = |what: String| Error::Grader(format!("grader command `{command}`: {what}"));
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -346,7 +335,7 @@ mod tests {
         let k = Rater::keyword("a.b").unwrap();
         assert!(k.prefers("hi", "A.B!").unwrap());
         assert!(!k.prefers("hi", "axb").unwrap());
-        assert!(Rater::regex("(").unwrap_err().0.contains("not a valid"));
+        assert!(matches!(Rater::regex("("), Err(Error::Grader(m)) if m.contains("not a valid")));
         assert!(Rater::regex("  ").is_err());
         assert!(Rater::keyword("").is_err());
         assert!(Rater::regex(&"a".repeat(500)).is_err());
@@ -363,16 +352,20 @@ mod tests {
         assert_eq!(r.score("q", "yes").unwrap(), 0.75);
         assert_eq!(r.score("q", "no").unwrap(), -0.25);
         let e = cmd("echo banana").score("q", "r").unwrap_err();
-        assert!(e.0.contains("not a number"), "{e}");
+        assert!(matches!(e, Error::Grader(_)), "{e:?}");
+        assert!(e.to_string().contains("not a number"), "{e}");
         let e = cmd("echo 3").score("q", "r").unwrap_err();
-        assert!(e.0.contains("outside -1 to 1"), "{e}");
+        assert!(e.to_string().contains("outside -1 to 1"), "{e}");
         let e = cmd("echo oops >&2; exit 4").score("q", "r").unwrap_err();
-        assert!(e.0.contains("exited") && e.0.contains("oops"), "{e}");
+        assert!(
+            e.to_string().contains("exited") && e.to_string().contains("oops"),
+            "{e}"
+        );
         let slow = Rater::Command {
             command: "sleep 5".into(),
             timeout: std::time::Duration::from_millis(200),
         };
         let e = slow.score("q", "r").unwrap_err();
-        assert!(e.0.contains("no answer within"), "{e}");
+        assert!(e.to_string().contains("no answer within"), "{e}");
     }
 }

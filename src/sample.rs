@@ -8,25 +8,22 @@
 
 use crate::model::{Batch, Gpt, KvCache};
 use crate::rng::Rng;
+use crate::settings::config;
 use crate::tokenizer::{END, PAD};
 use burn::prelude::*;
 
-/// How to pick each next token.
-#[derive(Config, Debug, PartialEq)]
-pub struct SampleConfig {
-    /// Divides the logits; 1.0 samples the model's own distribution, 0 means greedy (argmax).
-    #[config(default = 1.0)]
-    pub temperature: f64,
-    /// Keep only the k most likely tokens; 0 keeps all.
-    #[config(default = 0)]
-    pub top_k: usize,
-    /// Keep the smallest set of tokens whose probability reaches p (Holtzman et al. 2020);
-    /// 1.0 keeps all.
-    #[config(default = 1.0)]
-    pub top_p: f64,
-    /// Longest reply in tokens (the context also bounds it).
-    #[config(default = 64)]
-    pub max_new_tokens: usize,
+config! {
+    /// How to pick each next token.
+    pub struct SampleConfig in "Sampling" {
+        /// Randomness of the replies you see: 0 = always the likeliest word, 1 = the model's own odds.
+        temperature: f64 = 1.0 in 0.0..=10.0, "Temperature", basic;
+        /// Sample only among the k likeliest words (0 = all).
+        top_k: usize = 0 in 0..=100_000, "Top-k", advanced;
+        /// Sample only among the likeliest words that together reach this probability (Holtzman et al. 2020).
+        top_p: f64 = 1.0 in 1e-3..=1.0, "Top-p", advanced;
+        /// Longest reply you see, in tokens (the model's context also bounds it).
+        max_new_tokens: usize = 64 in 1..=96, "Longest reply", advanced;
+    }
 }
 
 /// One sampled reply.

@@ -2,38 +2,33 @@
 //!
 //! Ouyang et al. (2022), section 3.5: the policy is fine-tuned on human-written replies with the
 //! ordinary next-token cross-entropy. Only the reply's tokens (and the closing `<|end|>`, so the
-//! model learns where to stop) are predicted; the prompt is context, not a target. The caller
-//! chooses the demonstrations: replies a person wrote, and (next) the best-rated sampled
-//! replies (rejection-sampling fine-tuning, as in Llama 2's RLHF, Touvron et al. 2023).
+//! model learns where to stop) are predicted; the prompt is context, not a target. The
+//! demonstrations are the replies a person wrote and, with `sft_top_rated` (on by default), the
+//! best-rated sampled replies ([`demonstrations`]).
 
+use crate::feedback::{Feedback, FeedbackLog};
 use crate::grad::clip_global_norm;
+use crate::metrics::{Metrics, SftStats};
 use crate::model::{Batch, Gpt, masked_mean};
+use crate::report::Slice;
 use crate::rng::Rng;
+use crate::settings::config;
 use crate::tokenizer::Tokenizer;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
-/// Settings of the SFT stage.
-#[derive(Config, Debug)]
-pub struct SftConfig {
-    /// AdamW learning rate: 2e-4, a fifteenth of pretraining's peak, so a couple of steps move
-    /// the policy without erasing the corpus (InstructGPT used 9.65e-6 on 175B parameters).
-    /// Tuned together with `steps` (docs/TUNING.md).
-    #[config(default = 2e-4)]
-    pub lr: f64,
-    /// Optimiser steps per update (one rating = one update). Measured (docs/TUNING.md): one
-    /// step kept replies better formed than two (90-97% against 89-96%) at about the same
-    /// preferred rates: a few dozen imitated replies revisited twice per rating got learnt by
-    /// heart, and their fragments leaked into other answers.
-    #[config(default = 1)]
-    pub steps: usize,
-    /// Demonstrations per step, drawn with replacement from all collected so far (all of them
-    /// when there are no more than this).
-    #[config(default = 8)]
-    pub batch_size: usize,
-    /// Gradient clipping by global norm (1.0, as in pretraining).
-    #[config(default = 1.0)]
-    pub max_grad_norm: f32,
+config! {
+    /// Settings of the SFT stage. Why each default: docs/TUNING.md, "SFT".
+    pub struct SftConfig in "SFT" {
+        /// Size of each step on your written answers and best-rated replies (AdamW).
+        lr: f64 = 2e-4 in 1e-7..=0.1, "SFT learning rate", basic;
+        /// How many times Pip practises your written answers and best-rated replies per update.
+        steps: usize = 1 in 0..=100, "SFT steps per rating", basic;
+        /// Demonstrations per step, drawn from all so far (all of them when there are fewer).
+        batch_size: usize = 8 in 1..=64, "SFT batch", advanced;
+        /// Gradients are scaled down to at most this global norm.
+        max_grad_norm: f32 = 1.0 in 1e-3..=1e3, "SFT gradient clip", advanced;
+    }
 }
 
 impl SftConfig {
@@ -41,6 +36,113 @@ impl SftConfig {
     pub fn optimizer(&self) -> ModuleOptimizer {
         AdamWConfig::new().with_weight_decay(0.0).init()
     }
+}
+
+/// SFT's optimiser and settings, and the demonstrations of the update in flight. It steps the
+/// policy that [`crate::ppo::PpoTrainer`] holds: SFT and PPO train one model, as in Ouyang et
+/// al., where PPO starts from the SFT model (here they take turns, every update).
+pub struct SftTrainer {
+    pub cfg: SftConfig,
+    optim: ModuleOptimizer,
+    device: Device,
+    /// This update's encoded demonstrations, steps done, and each step's loss.
+    data: Vec<(Vec<u32>, usize)>,
+    done: usize,
+    losses: Vec<f64>,
+}
+
+impl SftTrainer {
+    /// A trainer whose steps run on `device`'s autodiff form.
+    pub fn new(cfg: SftConfig, device: &Device) -> Self {
+        Self {
+            optim: cfg.optimizer(),
+            cfg,
+            device: device.clone().autodiff(),
+            data: Vec::new(),
+            done: 0,
+            losses: Vec::new(),
+        }
+    }
+
+    /// Starts an update on `demos`, encoded for a model reading `context` tokens.
+    pub fn begin(&mut self, tok: &Tokenizer, demos: &[Demonstration], context: usize) {
+        self.data = encode(tok, demos, context);
+        self.done = 0;
+        self.losses.clear();
+    }
+
+    /// Demonstrations the update in flight learns from.
+    pub fn demonstrations(&self) -> usize {
+        self.data.len()
+    }
+
+    /// One optimiser step of the update in flight on `policy`; returns the policy and what the
+    /// slice did.
+    pub async fn step(&mut self, policy: Gpt, rng: &mut Rng) -> (Gpt, Slice) {
+        let steps = self.cfg.steps;
+        if self.data.is_empty() || steps == 0 {
+            return (
+                policy,
+                Slice::Skipped("no demonstrations or top-rated replies yet"),
+            );
+        }
+        let (policy, loss) = step(
+            policy,
+            &mut self.optim,
+            &self.data,
+            &self.cfg,
+            rng,
+            &self.device,
+        )
+        .await;
+        self.losses.push(loss);
+        self.done += 1;
+        if self.done < steps {
+            let step = self.done;
+            return (policy, Slice::Progress { step, steps });
+        }
+        let stats = SftStats {
+            loss,
+            demonstrations: self.data.len(),
+        };
+        let metrics = Metrics {
+            sft: Some(stats),
+            ..Default::default()
+        };
+        let losses = std::mem::take(&mut self.losses);
+        (policy, Slice::Done { losses, metrics })
+    }
+}
+
+/// What SFT learns from in `log`: the demonstrations, and with `top_rated` also the replies
+/// rated thumbs-up or 4–5 stars and the preferred reply of each pair (rejection-sampling
+/// fine-tuning, as in Llama 2's RLHF, Touvron et al. 2023).
+pub fn demonstrations(log: &FeedbackLog, top_rated: bool) -> Vec<Demonstration> {
+    let demo_of = |reply: usize| {
+        let r = &log.replies[reply];
+        Demonstration {
+            prompt: log.prompts[r.prompt].clone(),
+            reply: r.text.clone(),
+        }
+    };
+    let mut demos = Vec::new();
+    for fb in &log.feedback {
+        match fb {
+            Feedback::Demonstration { prompt, text } => demos.push(Demonstration {
+                prompt: log.prompts[*prompt].clone(),
+                reply: text.clone(),
+            }),
+            Feedback::Thumbs { reply, up: true } if top_rated => demos.push(demo_of(*reply)),
+            Feedback::Stars { reply, stars } if top_rated && *stars >= 4 => {
+                demos.push(demo_of(*reply))
+            }
+            Feedback::Pair {
+                better, tie: false, ..
+            } if top_rated => demos.push(demo_of(*better)),
+            _ => {}
+        }
+    }
+    demos
 }
 
 /// A prompt and the reply the policy should learn to give.

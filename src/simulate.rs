@@ -4,18 +4,22 @@
 //! Each round takes a corpus prompt (a training prompt: the held-out ones are kept for the final
 //! measurement), samples replies from the current policy and lets the rater give feedback of one
 //! kind: a thumbs or stars rating on every reply, or a preference on pairs of them (in sampled
-//! order, or best against worst: [`PairChoice`]).
+//! order, or best against worst: [`PairChoice`]). [`run`] is the whole simulation, as
+//! `rlhf-playground simulate` runs it.
 
-use crate::corpus::{Corpus, classify};
+mod measure;
+
+pub use measure::*;
+
+use crate::corpus::Corpus;
+use crate::error::{Error, Result};
 use crate::feedback::Feedback;
-use crate::model::{Batch, Gpt};
-use crate::rater::{GraderError, Rater, prefer, stars, thumbs};
-use crate::rng::Rng;
-use crate::sample::{SampleConfig, generate};
-use crate::session::{Session, Stage, UpdateReport};
-use crate::tokenizer::Tokenizer;
-use burn::prelude::*;
+use crate::metrics::{Metrics, RaterStats};
+use crate::rater::{Rater, prefer, stars, thumbs};
+use crate::report::UpdateReport;
+use crate::session::Session;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The kind of feedback a simulated person gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,11 +87,8 @@ pub async fn round(
     pairs: PairChoice,
     prompt: &str,
     n: usize,
-) -> Result<Vec<Feedback>, RoundError> {
-    let replies = session
-        .generate(prompt, n)
-        .await
-        .map_err(|e| RoundError(e.to_string()))?;
+) -> Result<Vec<Feedback>> {
+    let replies = session.generate(prompt, n).await?;
     let mut scores = Vec::new();
     for r in &replies {
         scores.push(rater.score(prompt, &r.text)?);
@@ -129,230 +130,181 @@ pub async fn round(
     })
 }
 
-/// Why a round failed (a grader that failed, a refused prompt).
+/// A simulated person's session: who rates, how, and for how long.
 #[derive(Clone, Debug)]
-pub struct RoundError(pub String);
-
-impl std::fmt::Display for RoundError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+pub struct Simulation {
+    pub rater: Rater,
+    pub feedback: FeedbackKind,
+    /// Which replies a pair compares (pairs only).
+    pub pairs: PairChoice,
+    /// Pieces of feedback to give, each running one update.
+    pub ratings: usize,
+    /// Replies sampled per round (each a thumbs or stars rating; two make a pair).
+    pub replies: usize,
+    /// Seed of the rounds' prompts and of the measurement.
+    pub seed: u64,
+    /// Held-out prompts the preferred rate is measured on.
+    pub eval_prompts: usize,
 }
 
-impl std::error::Error for RoundError {}
-
-impl From<GraderError> for RoundError {
-    fn from(e: GraderError) -> Self {
-        RoundError(e.0)
-    }
-}
-
-/// How a model does by a rater's taste on a set of prompts.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Measure {
-    /// Share of replies the rater would give a thumbs up.
-    pub preferred: f64,
-    /// Share of replies `classify` parses.
-    pub well_formed: f64,
-    /// Mean rater score.
-    pub score: f64,
-    /// Mean over replies of Σ_t log π(a_t) − log π_ref(a_t): a sampled estimate of KL(π ‖ π_ref)
-    /// per reply, in nats.
-    pub kl: f64,
-    /// Why the replies that are not well-formed fail, by reason (`empty`, `mixed_punctuation`,
-    /// `mixed_tone`, `no_answer`, `unknown_prompt`): replies counted.
-    #[serde(default)]
-    pub not_well_formed: std::collections::BTreeMap<String, usize>,
-    /// The first few replies that are not well-formed: (prompt, reply, reason).
-    #[serde(default)]
-    pub not_well_formed_examples: Vec<(String, String, String)>,
-    /// The labels of the well-formed replies, counted: `tone/polite`, `truth/correct`,
-    /// `length/short`, `enthusiasm/emoji`, ..., and the truth within each prompt family
-    /// (`arithmetic/wrong`, `unknowable/unsure`, ...): where a rater's taste moved the model.
-    #[serde(default)]
-    pub labels: std::collections::BTreeMap<String, usize>,
-    /// The measured replies: (prompt, reply, its label keys; none when not well-formed).
-    #[serde(skip)]
-    pub replies: Vec<(String, String, Vec<String>)>,
-}
-
-/// The keys under which [`Measure::labels`] counts a well-formed reply.
-pub fn label_keys(l: &crate::corpus::Labels) -> Vec<String> {
-    vec![
-        format!("tone/{}", label_name(&l.tone)),
-        format!("truth/{}", label_name(&l.truth)),
-        format!("length/{}", label_name(&l.length)),
-        format!("enthusiasm/{}", label_name(&l.enthusiasm)),
-        format!(
-            "care/{}/{}",
-            if l.careful { "careful" } else { "plain" },
-            label_name(&l.truth)
-        ),
-        format!("{}/{}", label_name(&l.family), label_name(&l.truth)),
-    ]
-}
-
-/// The reward model's view of a set of measured replies: the mean of `scores` (one per reply
-/// of `measure`) over the well-formed replies of each label key, and over all of them.
-pub fn scores_by_label(
-    measure: &Measure,
-    scores: &[f32],
-) -> std::collections::BTreeMap<String, f64> {
-    let mut sums: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
-    for ((_, _, keys), &s) in measure.replies.iter().zip(scores) {
-        if keys.is_empty() {
-            continue;
-        }
-        for k in keys.iter().map(String::as_str).chain(["all"]) {
-            let e = sums.entry(k.to_string()).or_insert((0.0, 0));
-            e.0 += s as f64;
-            e.1 += 1;
-        }
-    }
-    sums.into_iter()
-        .map(|(k, (sum, n))| (k, sum / n as f64))
-        .collect()
-}
-
-/// A label's name as serde writes it (`polite`, `small_talk`).
-fn label_name<T: Serialize>(label: &T) -> String {
-    match serde_json::to_value(label) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
-/// Samples one reply per prompt from `model` and measures it by `rater`'s taste, and its KL to
-/// `reference`.
-pub async fn measure(
-    model: &Gpt,
-    reference: &Gpt,
-    tok: &Tokenizer,
-    prompts: &[String],
-    rater: &Rater,
-    cfg: &SampleConfig,
-    seed: u64,
-) -> Result<Measure, RoundError> {
-    let mut rng = Rng::new(seed);
-    let (mut preferred, mut well_formed, mut score, mut kl) = (0usize, 0usize, 0.0, 0.0);
-    let mut not_well_formed = std::collections::BTreeMap::new();
-    let mut examples = Vec::new();
-    let mut labels = std::collections::BTreeMap::new();
-    let mut replies = Vec::new();
-    let device = model
-        .devices()
-        .first()
-        .cloned()
-        .unwrap_or_else(Device::flex);
-    for chunk in prompts.chunks(50) {
-        let ids: Vec<Vec<u32>> = chunk.iter().map(|p| tok.encode_prompt(p)).collect();
-        let out = generate(model, &ids, cfg, &mut rng, true).await;
-        let seqs: Vec<Vec<u32>> = ids
-            .iter()
-            .zip(&out)
-            .map(|(p, o)| o.sequence(p, false))
-            .collect();
-        let batch = Batch::right_padded(&seqs, &device);
-        let t = batch.tokens.dims()[1];
-        let lp =
-            crate::read(model.token_logprobs(model.forward(&batch, None), batch.tokens.clone()))
-                .await;
-        let rp = crate::read(
-            reference.token_logprobs(reference.forward(&batch, None), batch.tokens.clone()),
-        )
-        .await;
-        for (b, ((prompt, o), s)) in chunk.iter().zip(&out).zip(&seqs).enumerate() {
-            let text = tok.decode(&o.tokens);
-            let sc = rater.score(prompt, &text)?;
-            score += sc;
-            preferred += usize::from(thumbs(sc));
-            match classify(&text, prompt) {
-                Ok(l) => {
-                    well_formed += 1;
-                    let keys = label_keys(&l);
-                    for key in &keys {
-                        *labels.entry(key.clone()).or_insert(0) += 1;
-                    }
-                    replies.push((prompt.clone(), text.clone(), keys));
-                }
-                Err(e) => {
-                    replies.push((prompt.clone(), text.clone(), Vec::new()));
-                    *not_well_formed.entry(e.kind().to_string()).or_insert(0) += 1;
-                    if examples.len() < 6 {
-                        examples.push((prompt.clone(), text.clone(), e.to_string()));
-                    }
-                }
+impl Simulation {
+    /// Checks the simulation's own settings (the session's are checked by the session).
+    pub fn validate(&self) -> Result<()> {
+        let check = |name: &str, v: usize, lo: usize, hi: usize| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::Config(format!(
+                    "{name} must be between {lo} and {hi} (got {v})"
+                )))
             }
-            let start = ids[b].len();
-            kl += (start - 1..s.len() - 1)
-                .map(|j| (lp[b * (t - 1) + j] - rp[b * (t - 1) + j]) as f64)
-                .sum::<f64>();
-        }
+        };
+        check("ratings", self.ratings, 1, 10_000)?;
+        // Two at least: a pair needs two replies.
+        check("replies", self.replies, 2, Session::MAX_REPLIES)?;
+        check("eval prompts", self.eval_prompts, 1, 5_000)
     }
-    let n = prompts.len().max(1) as f64;
-    Ok(Measure {
-        preferred: preferred as f64 / n,
-        well_formed: well_formed as f64 / n,
-        score: score / n,
-        kl: kl / n,
-        not_well_formed,
-        not_well_formed_examples: examples,
-        labels,
-        replies,
-    })
 }
 
 /// One row of the simulation's log: the state after an update.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     pub ratings: usize,
-    /// The reward model's accuracy on comparisons it had not been trained on yet (or on its
-    /// training batch, until there are enough of those).
-    pub reward_accuracy: Option<f64>,
-    /// Mean rater score of the PPO batch's fresh samples.
-    pub rater_score: Option<f64>,
-    /// Share of the PPO batch's samples that are well-formed.
-    pub well_formed: Option<f64>,
-    /// `objective/kl` of the PPO batch.
-    pub kl: Option<f64>,
     pub millis: f64,
     /// Milliseconds of each stage, in order.
     pub stage_millis: Vec<f64>,
-    /// Every metric of the update, prefixed by its stage (`ppo:val/ratio`, ...).
-    pub metrics: std::collections::BTreeMap<String, f64>,
+    /// The update's metrics, with the rater's verdict on its PPO rollouts.
+    pub metrics: Metrics,
 }
 
 impl Row {
-    /// Summarises one update's report by `rater`'s taste.
-    pub fn of(report: &UpdateReport, rater: &Rater) -> Result<Row, RoundError> {
-        let (mut score, mut wf) = (0.0, 0usize);
-        for (p, r) in &report.rollouts {
-            score += rater.score(p, r)?;
-            wf += usize::from(classify(r, p).is_ok());
-        }
-        let n = report.rollouts.len();
+    /// Summarises one update's report, with `rater`'s verdict on its rollouts.
+    pub fn of(report: &UpdateReport, rater: &Rater) -> Result<Row> {
+        let mut metrics = report.metrics.clone();
+        metrics.rater = RaterStats::of(&report.rollouts, rater)?;
         Ok(Row {
             ratings: report.ratings,
-            reward_accuracy: report
-                .metric(Stage::Reward, "eval_accuracy")
-                .or_else(|| report.metric(Stage::Reward, "accuracy")),
-            rater_score: (n > 0).then(|| score / n as f64),
-            well_formed: (n > 0).then(|| wf as f64 / n as f64),
-            kl: report.metric(Stage::Ppo, "objective/kl"),
             millis: report.millis,
             stage_millis: report.stages.iter().map(|s| s.millis).collect(),
-            metrics: report
-                .stages
-                .iter()
-                .flat_map(|s| {
-                    let stage = format!("{:?}", s.stage).to_lowercase();
-                    s.metrics
-                        .iter()
-                        .map(move |(k, v)| (format!("{stage}:{k}"), *v))
-                })
-                .collect(),
+            metrics,
         })
     }
+}
+
+/// What a simulation measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub rater: String,
+    pub feedback: FeedbackKind,
+    pub pairs: PairChoice,
+    pub replies_per_round: usize,
+    pub seed: u64,
+    pub ratings: usize,
+    /// The rater's preferred rate on the held-out prompts, before and after.
+    pub base_rate: f64,
+    pub tuned_rate: f64,
+    /// The tuned model's well-formed share, and the base model's.
+    pub well_formed: f64,
+    pub base_well_formed: f64,
+    /// KL(tuned ‖ base) per reply, in nats.
+    pub kl: f64,
+    pub base: Measure,
+    pub tuned: Measure,
+    /// What the reward model learnt to reward: its scores of the base model's held-out
+    /// replies, by label ([`scores_by_label`]).
+    pub reward_by_label: BTreeMap<String, f64>,
+    pub seconds: f64,
+    pub rows: Vec<Row>,
+}
+
+/// What a simulation has to show as it goes.
+pub enum Progress<'a> {
+    /// The base model was measured.
+    Base(&'a Measure),
+    /// An update finished.
+    Row(&'a Row),
+}
+
+/// Runs `sim` on `session`: measures the base model, gives `sim.ratings` pieces of feedback in
+/// rounds (each running its update), measures the tuned model and reads what the reward model
+/// learnt. `progress` sees the base measurement and each update's row as they come.
+pub async fn run(
+    sim: &Simulation,
+    session: &mut Session,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<Report> {
+    sim.validate()?;
+    let t0 = crate::now_ms();
+    let prompts = eval_prompts(sim.eval_prompts, sim.seed);
+    let sample = session.config().sample.clone();
+    let seed = sim.seed ^ 0x3ea5;
+    let (rater, tok) = (&sim.rater, session.tokenizer().clone());
+    let base = measure(
+        &session.policy(),
+        session.reference(),
+        &tok,
+        &prompts,
+        rater,
+        &sample,
+        seed,
+    )
+    .await?;
+    progress(Progress::Base(&base));
+    let mut corpus = round_prompts(sim.seed);
+    let mut rows = Vec::new();
+    while rows.len() < sim.ratings {
+        let prompt = corpus.prompt(false).text;
+        let feedback = round(
+            session,
+            rater,
+            sim.feedback,
+            sim.pairs,
+            &prompt,
+            sim.replies,
+        )
+        .await?;
+        for fb in feedback.into_iter().take(sim.ratings - rows.len()) {
+            session.record(fb)?;
+            let report = session.update().await.expect("an update ran");
+            let row = Row::of(&report, rater)?;
+            progress(Progress::Row(&row));
+            rows.push(row);
+        }
+    }
+    let tuned = measure(
+        &session.policy(),
+        session.reference(),
+        &tok,
+        &prompts,
+        rater,
+        &sample,
+        seed,
+    )
+    .await?;
+    let texts: Vec<(String, String)> = base
+        .replies
+        .iter()
+        .map(|(p, r, _)| (p.clone(), r.clone()))
+        .collect();
+    let reward_by_label = scores_by_label(&base, &session.reward_scores(&texts).await);
+    Ok(Report {
+        rater: rater.describe(),
+        feedback: sim.feedback,
+        pairs: sim.pairs,
+        replies_per_round: sim.replies,
+        seed: sim.seed,
+        ratings: rows.len(),
+        base_rate: base.preferred,
+        tuned_rate: tuned.preferred,
+        well_formed: tuned.well_formed,
+        base_well_formed: base.well_formed,
+        kl: tuned.kl,
+        base,
+        tuned,
+        reward_by_label,
+        seconds: (crate::now_ms() - t0) / 1e3,
+        rows,
+    })
 }
 
 /// Held-out prompts for measuring (never used in rounds or rollouts).
@@ -383,30 +335,64 @@ mod tests {
         );
     }
 
+    /// The figures of a short simulation, pinned: a change of the engine's numerics (an order
+    /// of summation, a random draw moved, a loss written differently) changes them. Produced by
+    /// the code of 2026-12-07, whose `simulate --json` matched the code before the stage
+    /// trainers value for value. The tolerance allows for another CPU's floating-point kernels
+    /// (a few units in the last place, compounding over the run); a moved random draw changes
+    /// the replies and the figures far beyond it.
     #[test]
-    fn scores_by_label_averages_each_label_over_well_formed_replies_only() {
-        let reply = |keys: &[&str]| {
-            (
-                "p".to_string(),
-                "r".to_string(),
-                keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-            )
+    fn a_short_simulation_gives_its_pinned_figures() {
+        use crate::session::SessionConfig;
+        let mut cfg = SessionConfig::new().with_seed(1);
+        cfg.ppo.batch_size = 4;
+        cfg.ppo.minibatch_size = 2;
+        cfg.ppo.max_new_tokens = 16;
+        cfg.reward.steps = 2;
+        let mut session = Session::bundled(cfg, &burn::prelude::Device::flex()).unwrap();
+        let sim = Simulation {
+            rater: Rater::Taste(crate::rater::Taste::Polite),
+            feedback: FeedbackKind::Pairs,
+            pairs: PairChoice::InOrder,
+            ratings: 3,
+            replies: 4,
+            seed: 1,
+            eval_prompts: 8,
         };
-        let m = Measure {
-            replies: vec![
-                reply(&["tone/polite", "length/short"]),
-                reply(&["tone/rude", "length/short"]),
-                reply(&[]), // not well-formed: left out
-                reply(&["tone/polite", "length/long"]),
-            ],
-            ..Default::default()
-        };
-        let by = scores_by_label(&m, &[1.0, -2.0, 100.0, 3.0]);
-        assert_eq!(by["tone/polite"], 2.0);
-        assert_eq!(by["tone/rude"], -2.0);
-        assert_eq!(by["length/short"], -0.5);
-        assert_eq!(by["length/long"], 3.0);
-        assert_eq!(by["all"], 2.0 / 3.0);
-        assert_eq!(by.len(), 5);
+        let report = crate::block_on(run(&sim, &mut session, |_| {})).unwrap();
+        let figures: Vec<f64> = report
+            .rows
+            .iter()
+            .flat_map(|r| {
+                let m = &r.metrics;
+                let (sft, rw, ppo) = (m.sft.as_ref(), m.reward.as_ref(), m.ppo.as_ref());
+                [
+                    sft.map_or(f64::NAN, |s| s.loss),
+                    rw.map_or(f64::NAN, |r| r.loss),
+                    ppo.map_or(f64::NAN, |p| p.kl),
+                    ppo.map_or(f64::NAN, |p| p.scores),
+                    ppo.map_or(f64::NAN, |p| p.policy_avg),
+                ]
+            })
+            .chain([report.base_rate, report.tuned_rate, report.kl])
+            .collect();
+        #[rustfmt::skip]
+        let pinned: [f64; 18] = [
+            // Per update: sft/loss, reward/loss, objective/kl, objective/scores, loss/policy_avg.
+            0.43011224269866943, 0.6663174629211426, 0.05413424860006444, -0.010446465108543634, -0.006643339991569519,
+            0.40318915247917175, 0.6254776120185852, 0.41068591127839227, 0.02036284189671278, -0.004781976342201233,
+            0.4050450623035431, 0.5817132592201233, 0.5910934534857688, -0.0939690601080656, -0.002738572657108307,
+            // Preferred rate before and after, and KL(tuned ‖ base), on 8 held-out prompts.
+            0.5, 0.25, 0.025082203633758127,
+        ];
+        assert_eq!(figures.len(), pinned.len());
+        for (i, (got, want)) in figures.iter().zip(pinned).enumerate() {
+            let close =
+                (got.is_nan() && want.is_nan()) || (got - want).abs() <= 1e-3 * want.abs().max(0.1);
+            assert!(
+                close,
+                "figure {i}: {got} against the pinned {want}\n{figures:?}"
+            );
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! those characters, not a control token.
 
 use crate::corpus::Corpus;
+use crate::error::Error;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -26,18 +27,6 @@ pub const SPECIALS: [&str; 4] = ["<|pad|>", "<|user|>", "<|bot|>", "<|end|>"];
 /// The tokenizer the project ships, as committed under `www/`.
 pub const BUNDLED_JSON: &str = include_str!("../www/assets/tokenizer.json");
 
-/// Errors from loading or using the tokenizer.
-#[derive(Debug)]
-pub struct TokenizerError(pub String);
-
-impl std::fmt::Display for TokenizerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "tokenizer: {}", self.0)
-    }
-}
-
-impl std::error::Error for TokenizerError {}
-
 /// A trained byte-level BPE tokenizer.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -47,7 +36,7 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// Trains a tokenizer with `vocab_size` entries on `samples` corpus exchanges drawn from
     /// `seed`. The result is deterministic for given arguments.
-    pub fn train(vocab_size: usize, samples: usize, seed: u64) -> Result<Self, TokenizerError> {
+    pub fn train(vocab_size: usize, samples: usize, seed: u64) -> Result<Self, Error> {
         let mut corpus = Corpus::new(seed);
         let texts: Vec<String> = corpus
             .exchanges(samples)
@@ -76,7 +65,7 @@ impl Tokenizer {
     }
 
     /// Loads a tokenizer from its JSON (as written by [`Tokenizer::to_json`]).
-    pub fn from_json(json: &str) -> Result<Self, TokenizerError> {
+    pub fn from_json(json: &str) -> Result<Self, Error> {
         Self::from_inner(HfTokenizer::from_bytes(json.as_bytes()).map_err(err)?)
     }
 
@@ -85,12 +74,10 @@ impl Tokenizer {
         Self::from_json(BUNDLED_JSON).expect("the bundled tokenizer.json is valid")
     }
 
-    fn from_inner(mut inner: HfTokenizer) -> Result<Self, TokenizerError> {
+    fn from_inner(mut inner: HfTokenizer) -> Result<Self, Error> {
         for (id, s) in SPECIALS.iter().enumerate() {
             if inner.token_to_id(s) != Some(id as u32) {
-                return Err(TokenizerError(format!(
-                    "special token {s} must have id {id}"
-                )));
+                return Err(err(format!("special token {s} must have id {id}")));
             }
         }
         // Special-token strings inside text are plain text, never control tokens.
@@ -151,10 +138,43 @@ impl Tokenizer {
         ids.push(END);
         (ids, start)
     }
+
+    /// [`Tokenizer::encode_exchange`] of each (prompt, reply) text, cut to `context` tokens,
+    /// with the index of each reply's first token.
+    pub fn encode_exchanges(
+        &self,
+        texts: &[(String, String)],
+        context: usize,
+    ) -> (Vec<Vec<u32>>, Vec<usize>) {
+        texts
+            .iter()
+            .map(|(prompt, reply)| {
+                let (mut ids, start) = self.encode_exchange(prompt, reply);
+                ids.truncate(context);
+                (ids, start)
+            })
+            .unzip()
+    }
+
+    /// `<|user|> prompt <|bot|>` for a model reading `context` tokens, shortened from the front
+    /// when it would leave fewer than 24 tokens of room for the reply (the end of a long prompt
+    /// is usually the question); and whether it had to be shortened.
+    pub fn fit_prompt(&self, prompt: &str, context: usize) -> (Vec<u32>, bool) {
+        let ids = self.encode_prompt(prompt);
+        let limit = context.saturating_sub(24).max(8);
+        if ids.len() <= limit {
+            return (ids, false);
+        }
+        let body = &ids[1..ids.len() - 1];
+        let mut out = vec![USER];
+        out.extend_from_slice(&body[body.len() - (limit - 2)..]);
+        out.push(BOT);
+        (out, true)
+    }
 }
 
-fn err(e: impl std::fmt::Display) -> TokenizerError {
-    TokenizerError(e.to_string())
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::Weights(format!("tokenizer: {e}"))
 }
 
 #[cfg(test)]

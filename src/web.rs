@@ -11,9 +11,12 @@
 #![allow(clippy::await_holding_refcell_ref)]
 
 use crate::feedback::Feedback;
+use crate::metrics::RaterStats;
 use crate::model::GptConfig;
 use crate::rater::{Rater, Taste};
+use crate::report::Event;
 use crate::session::{Session, SessionConfig};
+use crate::settings;
 use crate::simulate::{self, FeedbackKind, PairChoice};
 use crate::tokenizer::Tokenizer;
 use burn::prelude::*;
@@ -35,6 +38,8 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
 
 struct State {
     session: Session,
+    /// The autopilot's rater, whose verdict on each update's rollouts joins its metrics.
+    rater: Option<Rater>,
     device: Device,
     tokenizer: String,
     model: GptConfig,
@@ -115,15 +120,12 @@ impl Engine {
         let tok = Tokenizer::from_json(&tokenizer_json).map_err(js_err)?;
         let meta: crate::checkpoint::ModelMeta =
             serde_json::from_str(&meta_json).map_err(|e| js_err(format!("base.json: {e}")))?;
-        let cfg = SessionConfig::new(
-            crate::sft::SftConfig::new(),
-            crate::reward::RewardConfig::new(),
-            crate::ppo::PpoConfig::new(),
-        );
+        let cfg = SessionConfig::new();
         let session = Session::new(cfg, tok, &meta.config, &weights, &device).map_err(js_err)?;
         Ok(Engine {
             state: Rc::new(RefCell::new(State {
                 session,
+                rater: None,
                 device,
                 tokenizer: tokenizer_json,
                 model: meta.config,
@@ -161,12 +163,17 @@ impl Engine {
     }
 
     /// Runs the next slice of queued work and returns its event (`{event: "progress" |
-    /// "stage" | "done", ...}`), or `null` when nothing is queued.
+    /// "stage" | "done", ...}`), or `null` when nothing is queued. A finished update's
+    /// `metrics` include the autopilot rater's verdict on its rollouts (`rater/…`).
     pub fn step(&self) -> Promise {
         let state = self.state.clone();
         future_to_promise(async move {
             let mut s = borrow(&state)?;
-            match s.session.step().await {
+            let mut event = s.session.step().await;
+            if let (Some(Event::Done(report)), Some(rater)) = (&mut event, &s.rater) {
+                report.metrics.rater = RaterStats::of(&report.rollouts, rater).map_err(js_err)?;
+            }
+            match event {
                 Some(event) => to_js(&event),
                 None => Ok(JsValue::NULL),
             }
@@ -222,6 +229,7 @@ impl Engine {
             let feedback = simulate::round(&mut s.session, &rater, kind, pairs, &prompt, n)
                 .await
                 .map_err(js_err)?;
+            s.rater = Some(rater.clone());
             for fb in &feedback {
                 s.session.record(fb.clone()).map_err(js_err)?;
             }
@@ -263,40 +271,34 @@ impl Engine {
             .collect()
     }
 
-    /// Share of `pairs` (`[[prompt, reply], ...]`, e.g. an update's rollouts) that the rater
-    /// would give a thumbs up.
-    pub fn preferred_rate(rater: String, keyword: String, pairs: JsValue) -> Result<f64, JsValue> {
-        let rater = rater_named(&rater, &keyword)?;
-        let pairs: Vec<(String, String)> = serde_wasm_bindgen::from_value(pairs).map_err(js_err)?;
-        if pairs.is_empty() {
-            return Ok(0.0);
-        }
-        let mut up = 0usize;
-        for (p, r) in &pairs {
-            up += usize::from(rater.prefers(p, r).map_err(js_err)?);
-        }
-        Ok(up as f64 / pairs.len() as f64)
+    /// Every setting (`schema`: name, group, label, help, kind, range, default, whether it is
+    /// advanced) and its value now (`values`: name → value), for the Settings panel.
+    pub fn settings(&self) -> Result<JsValue, JsValue> {
+        self.with(|s| {
+            let values = settings::values(s.session.config());
+            to_js(&serde_json::json!({ "schema": settings::schema(), "values": values }))
+        })
     }
 
-    /// The current settings, as JSON.
-    pub fn config(&self) -> Result<String, JsValue> {
-        self.with(|s| serde_json::to_string(&s.session.cfg).map_err(js_err))
-    }
-
-    /// Replaces the settings from JSON (checked first; a bad setting is refused with a message
-    /// naming it and nothing changes).
-    pub fn set_config(&self, json: String) -> Result<(), JsValue> {
-        let cfg: SessionConfig =
-            serde_json::from_str(&json).map_err(|e| js_err(format!("settings: {e}")))?;
-        self.with(|s| s.session.set_config(cfg).map_err(js_err))
+    /// Changes settings from a JSON object of name → value (e.g. `{"ppo.lr": 3e-4}`), checked
+    /// first: an unknown name, a value of the wrong kind or out of range is refused with a
+    /// message naming it, and nothing changes.
+    pub fn apply_settings(&self, changes: String) -> Result<(), JsValue> {
+        let changes = serde_json::from_str(&changes)
+            .map_err(|e| js_err(format!("settings: not an object of name → value: {e}")))?;
+        self.with(|s| {
+            let cfg = settings::apply(s.session.config(), &changes).map_err(js_err)?;
+            s.session.set_config(cfg).map_err(js_err)
+        })
     }
 
     /// Starts over from the base model, keeping the settings.
     pub fn reset(&self) -> Result<(), JsValue> {
         self.with(|s| {
             let tok = Tokenizer::from_json(&s.tokenizer).map_err(js_err)?;
-            let cfg = s.session.cfg.clone();
+            let cfg = s.session.config().clone();
             s.session = Session::new(cfg, tok, &s.model, &s.weights, &s.device).map_err(js_err)?;
+            s.rater = None;
             Ok(())
         })
     }

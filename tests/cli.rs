@@ -205,8 +205,17 @@ fn simulate_runs_the_loop_and_reports_json() {
         let x = v[key].as_f64().unwrap_or_else(|| panic!("{key}: {v}"));
         assert!(x.is_finite(), "{key} = {x}");
     }
-    // Each row is an update: after the first, PPO has run and measured its KL.
-    assert!(v["rows"][2]["kl"].as_f64().is_some(), "{}", v["rows"]);
+    // Each row is an update: after the first, PPO has run and measured its KL, under the
+    // metric names the page uses, with the rater's verdict on its rollouts.
+    let m = &v["rows"][2]["metrics"];
+    for key in [
+        "objective/kl",
+        "reward/loss",
+        "rater/preferred",
+        "rater/well_formed",
+    ] {
+        assert!(m[key].as_f64().is_some(), "{key}: {m}");
+    }
     // Every measured reply is either well-formed or counted under a reason, and the examples
     // are some of the counted ones.
     for m in [&v["base"], &v["tuned"]] {
@@ -277,11 +286,11 @@ fn simulate_runs_the_loop_and_reports_json() {
 
 #[test]
 fn simulate_refuses_bad_arguments_clearly() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["simulate", "--ratings", "3"], "--rater"),
         (
             &["simulate", "--rater", "polite", "--replies", "1"],
-            "--replies must be between 2 and 16",
+            "replies must be between 2 and 16",
         ),
         (
             &["simulate", "--rater", "polite", "--pairs", "sideways"],
@@ -289,7 +298,7 @@ fn simulate_refuses_bad_arguments_clearly() {
         ),
         (
             &["simulate", "--rater", "polite", "--ratings", "0"],
-            "--ratings",
+            "ratings must be between",
         ),
         (
             &["simulate", "--grader-regex", "(", "--ratings", "1"],
@@ -306,6 +315,10 @@ fn simulate_refuses_bad_arguments_clearly() {
         (
             &["simulate", "--rater", "polite", "--set", "ppo.lr=fast"],
             "not a number",
+        ),
+        (
+            &["simulate", "--rater", "polite", "--set", "ppo.lr=5"],
+            "ppo.lr must be between",
         ),
         (
             &[

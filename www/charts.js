@@ -1,5 +1,6 @@
 // Charts over ratings, drawn with uPlot (served from vendor/, installed from npm by the build).
-// Each chart names its metrics as TRL does and explains them in plain words.
+// Each chart plots metrics of the finished updates under the names `--json` uses (metrics.rs:
+// TRL's, namespaced by stage) and explains them in plain words.
 
 import uPlot from "./vendor/uPlot.esm.js";
 
@@ -9,38 +10,39 @@ export const CHARTS = [
   {
     id: "accuracy", title: "Reward model accuracy",
     help: "How often the reward model ranks the preferred reply of a pair above the other. " +
-      "eval_accuracy counts only pairs it had not been trained on yet: the honest number.",
-    series: [["reward", "accuracy"], ["reward", "eval_accuracy"]], percent: true,
+      "reward/eval_accuracy counts only pairs it had not been trained on yet: the honest number.",
+    series: ["reward/accuracy", "reward/eval_accuracy"], percent: true,
   },
   {
     id: "scores", title: "Reward of fresh replies",
     help: "objective/scores: the reward model's mean score of the replies PPO just wrote " +
       "(plus the bonus for words the base model was sure of, when that setting is on). " +
       "Rises as Pip learns what you like (as the reward model sees it).",
-    series: [["ppo", "objective/scores"], ["ppo", "objective/rlhf_reward"]],
+    series: ["objective/scores", "objective/rlhf_reward"],
   },
   {
     id: "rater", title: "Rater's thumbs-up rate",
-    help: "Share of fresh replies the autopilot's rater would give a thumbs up (autopilot only).",
-    series: [["rater", "preferred"]], percent: true,
+    help: "rater/preferred: the share of PPO's fresh replies the autopilot's rater would give a " +
+      "thumbs up (autopilot only).",
+    series: ["rater/preferred"], percent: true,
   },
   {
     id: "kl", title: "KL to the base model",
     help: "objective/kl: how far Pip has moved from the base model, in nats per reply. " +
       "The KL penalty keeps this small so Pip does not forget how to write.",
-    series: [["ppo", "objective/kl"]],
+    series: ["objective/kl"],
   },
   {
     id: "losses", title: "PPO losses",
     help: "loss/policy_avg: the clipped policy objective (lower = replies with high advantage " +
       "became likelier). loss/value_avg: how wrong the value head's predictions of reward were.",
-    series: [["ppo", "loss/policy_avg"], ["ppo", "loss/value_avg"]],
+    series: ["loss/policy_avg", "loss/value_avg"],
   },
   {
     id: "entropy", title: "Entropy",
     help: "objective/entropy: how unsure Pip is when picking each word, summed over a reply. " +
       "A collapse towards 0 means Pip always says the same thing.",
-    series: [["ppo", "objective/entropy"]],
+    series: ["objective/entropy"],
   },
 ];
 
@@ -79,7 +81,7 @@ export class Charts {
             values: c.percent ? (u, v) => v.map((x) => `${Math.round(x * 100)}%`) : undefined },
         ],
         series: [{ label: "ratings" }, ...c.series.map((s, i) => ({
-          label: s[1], stroke: COLORS[i], width: 2, points: { show: true, size: 5 }, spanGaps: true,
+          label: s, stroke: COLORS[i], width: 2, points: { show: true, size: 5 }, spanGaps: true,
         }))],
       };
       this.plots[c.id] = new uPlot(opts, [[], ...this.data[c.id]], area);
@@ -95,12 +97,12 @@ export class Charts {
     for (const p of Object.values(this.plots)) p.setSize({ width: w, height: Math.round(w * 0.5) });
   }
 
-  /// Adds one update's metrics: `stages` maps a stage name to its metrics object.
-  add(ratings, stages) {
+  /// Adds one update's metrics (its report's `metrics`: metric name → value).
+  add(ratings, metrics) {
     this.x.push(ratings);
     for (const c of CHARTS) {
-      c.series.forEach(([stage, name], i) => {
-        const v = stages[stage] ? stages[stage][name] : undefined;
+      c.series.forEach((name, i) => {
+        const v = metrics[name];
         this.data[c.id][i].push(Number.isFinite(v) ? v : null);
       });
       this.plots[c.id].setData([this.x, ...this.data[c.id]]);

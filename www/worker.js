@@ -11,8 +11,6 @@ import init, { Engine } from "./pkg/rlhf_playground.js";
 let engine = null;
 let chain = Promise.resolve();
 let pumping = false;
-// The autopilot's rater, whose thumbs-up rate of each update's fresh replies is reported.
-let rater = null;
 
 function enqueue(fn) {
   const run = chain.then(fn);
@@ -63,9 +61,6 @@ function pump() {
   pumping = true;
   const next = () => enqueue(async () => {
     const event = await engine.step();
-    if (event && event.event === "done" && rater) {
-      event.rater_rate = Engine.preferred_rate(rater.rater, rater.keyword, event.rollouts);
-    }
     if (event) post({ type: "event", event });
     await status();
     return event;
@@ -100,7 +95,7 @@ const handlers = {
       engine = await Engine.create("cpu", tokenizer, meta, weights);
     }
     post({ type: "loading", label: "Ready", fraction: 1 });
-    return { backend: used, fallback, config: engine.config() };
+    return { backend: used, fallback, settings: engine.settings() };
   },
   async generate({ prompt, n }) { return engine.generate(prompt, n); },
   async record({ feedback }) {
@@ -109,9 +104,8 @@ const handlers = {
     return queued;
   },
   async beforeAfter({ prompt }) { return engine.before_after(prompt); },
-  async autopilot({ rater: name, keyword, kind, prompt, n }) {
-    rater = { rater: name, keyword };
-    const out = await engine.autopilot_round(name, keyword, kind, prompt, n);
+  async autopilot({ rater, keyword, kind, prompt, n }) {
+    const out = await engine.autopilot_round(rater, keyword, kind, prompt, n);
     pump();
     return out;
   },
@@ -119,8 +113,8 @@ const handlers = {
     return Engine.rater_score(rater, keyword, prompt, reply);
   },
   async corpusPrompt() { return engine.corpus_prompt(); },
-  async setConfig({ json }) { engine.set_config(json); return engine.config(); },
-  async reset() { engine.reset(); rater = null; await status(); return engine.config(); },
+  async applySettings({ changes }) { engine.apply_settings(JSON.stringify(changes)); return engine.settings(); },
+  async reset() { engine.reset(); await status(); return engine.settings(); },
   async exportLog() { return engine.export_log(); },
 };
 

@@ -209,9 +209,9 @@ fn kl_is_zero_when_the_policy_is_the_reference() {
         let n: f32 = exp.mask[b * w..(b + 1) * w].iter().sum();
         assert_eq!(n as usize, seq.len() - starts[b]);
     }
-    let m = metrics(&exp, &[]);
-    assert_eq!(m["objective/kl"], 0.0);
-    assert_eq!(m["objective/rlhf_reward"], m["objective/scores"]);
+    let m = iteration_stats(&exp, &[], 0.0);
+    assert_eq!(m.kl, 0.0);
+    assert_eq!(m.rlhf_reward, m.scores);
 }
 
 /// The bundled model on the autodiff device (to train), a frozen copy of it (the reference) and
@@ -273,9 +273,10 @@ fn the_first_minibatch_has_ratio_one_and_training_moves_the_policy() {
     );
     // Later minibatches see a policy that has moved.
     assert!(stats[2].approx_kl > 1e-8, "{stats:?}");
-    let m = metrics(&exp, &stats);
-    assert!(m["policy/approxkl_avg"] > 0.0);
-    assert_eq!(m["val/num_skipped_minibatches"], 0.0);
+    let m = iteration_stats(&exp, &stats, 0.0);
+    assert!(m.approxkl_avg > 0.0);
+    assert_eq!(m.num_skipped_minibatches, 0);
+    assert_eq!(m.minibatches, stats.len());
     // The replies with positive advantage became more likely than before.
     let after = experience(&policy, &reference, &seqs, &starts, &scores, &cfg);
     let kl = after.kl_per_reply();

@@ -2,6 +2,7 @@ use super::*;
 use crate::checkpoint;
 use crate::corpus::{Corpus, Tone, classify};
 use crate::feedback::{Feedback, FeedbackLog};
+use crate::model::Batch;
 
 fn log_with(replies: &[(&str, &str)]) -> FeedbackLog {
     let mut log = FeedbackLog::new();

@@ -1,10 +1,12 @@
 use super::*;
 use crate::rater::{Rater, Taste};
+use crate::reward::RewardData;
+use crate::sft::Demonstration;
 use crate::simulate::{FeedbackKind, round};
 
 /// A small, fast configuration: fewer steps than the defaults, same code paths.
 fn small() -> SessionConfig {
-    let mut cfg = SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new());
+    let mut cfg = SessionConfig::new();
     cfg.reward.steps = 2;
     cfg.ppo.batch_size = 4;
     cfg.ppo.minibatch_size = 2;
@@ -36,7 +38,7 @@ fn one_rating_runs_every_stage_in_slices() {
     // Without the early stop on approximate KL, so that every minibatch runs and the slices
     // can be counted whatever the base model's first update does.
     let mut cfg = small();
-    cfg.ppo.target_kl = 0.0;
+    cfg.ppo.early_stop_kl = 0.0;
     // The reference's confidence on; with no pairs among the ratings it is not used.
     cfg.reward.confidence_weight = 20.0;
     let mut s = session(cfg);
@@ -74,26 +76,33 @@ fn one_rating_runs_every_stage_in_slices() {
     assert_eq!(progress(Stage::Ppo), 4);
     assert_eq!(report.stages[1].losses.len(), 2);
     assert_eq!(report.stages[2].losses.len(), 4);
-    for name in [
-        "objective/kl",
-        "objective/entropy",
-        "objective/scores",
-        "objective/rlhf_reward",
-        "policy/approxkl_avg",
-        "policy/clipfrac_avg",
-        "loss/policy_avg",
-        "loss/value_avg",
-        "val/ratio",
-        "val/var_explained",
+    // The update's metrics are its stages' own, and PPO's are numbers.
+    let (reward, ppo) = (&report.stages[1].metrics, &report.stages[2].metrics);
+    assert_eq!(report.metrics, Metrics::default().merge(reward).merge(ppo));
+    let p = report.metrics.ppo.as_ref().expect("PPO's metrics");
+    for (name, v) in [
+        ("objective/kl", p.kl),
+        ("objective/entropy", p.entropy),
+        ("objective/scores", p.scores),
+        ("objective/rlhf_reward", p.rlhf_reward),
+        ("policy/approxkl_avg", p.approxkl_avg),
+        ("policy/clipfrac_avg", p.clipfrac_avg),
+        ("loss/policy_avg", p.policy_avg),
+        ("loss/value_avg", p.value_avg),
+        ("val/ratio", p.ratio),
     ] {
-        assert!(report.metric(Stage::Ppo, name).is_some(), "{name} missing");
+        assert!(v.is_finite(), "{name} = {v}");
     }
-    for name in ["confidence_agreement", "confidence_weight"] {
-        assert!(
-            report.metric(Stage::Reward, name).is_none(),
-            "{name} reported for thumbs only"
-        );
-    }
+    assert_eq!((p.minibatches, p.num_replies), (4, 4));
+    let r = report
+        .metrics
+        .reward
+        .as_ref()
+        .expect("the reward model's metrics");
+    assert!(
+        r.confidence_agreement.is_none() && r.confidence_weight.is_none(),
+        "the confidence reported for thumbs only: {r:?}"
+    );
     assert_eq!(report.version, 1);
     assert_eq!(report.ratings, 1);
     assert_eq!(s.version(), 1);
@@ -122,7 +131,7 @@ fn the_early_stop_on_approximate_kl_ends_the_epochs() {
     // The first minibatch of the first epoch has ratio 1 and approximate KL 0, so a tiny
     // positive target lets it pass and stops after the second, which has moved.
     let mut cfg = small();
-    cfg.ppo.target_kl = 1e-12;
+    cfg.ppo.early_stop_kl = 1e-12;
     let mut s = session(cfg);
     let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
     s.record(Feedback::Thumbs {
@@ -202,7 +211,7 @@ fn a_toy_simulation_raises_the_raters_score() {
     // 12 thumbs ratings by the rater who likes short replies, with the default stages except
     // shorter rollouts and fewer reward-model steps (fast enough for CI): the policy's short
     // share on 60 held-out prompts must rise clearly.
-    let mut cfg = SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new());
+    let mut cfg = SessionConfig::new();
     cfg.ppo.max_new_tokens = 32;
     cfg.reward.steps = 4;
     let mut s = session(cfg.with_seed(1));
@@ -275,16 +284,16 @@ fn settings_are_checked_before_they_apply() {
     let mut good = small();
     good.ppo.init_kl_coef = 0.5;
     s.set_config(good).unwrap();
-    assert_eq!(s.kl.value, 0.5);
+    assert_eq!(s.kl_coef(), 0.5);
     // A bad configuration cannot start a session either.
     let mut bad = small();
     bad.reward.steps = 1000;
     assert!(Session::bundled(bad, &Device::flex()).is_err());
-    assert!(
-        SessionConfig::new(SftConfig::new(), RewardConfig::new(), PpoConfig::new())
-            .validate()
-            .is_ok()
-    );
+    assert!(SessionConfig::new().validate().is_ok());
+    // Refused as a setting, not as feedback.
+    let mut bad = small();
+    bad.ppo.epochs = 0;
+    assert!(matches!(s.set_config(bad), Err(Error::Config(m)) if m.contains("ppo.epochs")));
 }
 
 #[test]
@@ -326,7 +335,10 @@ fn top_rated_replies_are_imitated_only_when_enabled() {
         .map(|g| g.reply)
         .collect();
     // What SFT would train on if an update began now.
-    let demos = |s: &mut Session| s.begin().sft_data.len();
+    let demos = |s: &mut Session| {
+        s.begin();
+        s.sft.demonstrations()
+    };
     let give = |s: &mut Session, fb: Feedback| s.record(fb).unwrap();
     give(
         &mut s,
@@ -421,15 +433,17 @@ fn blocks_the_reward_model_trained_are_never_shared_with_the_reference() {
     while crate::block_on(s.step()).is_some() {}
     cfg.reward.train_blocks = 1;
     s.set_config(cfg).unwrap();
-    assert_eq!(s.reward_own_blocks(), 2);
+    assert_eq!(s.reward.own_blocks(), 2);
     let tok = Tokenizer::bundled();
     let text = ("hello".to_string(), "Hello! I am Pip.".to_string());
-    let seqs = vec![reward::encode(&tok, &text, s.reference.context())];
+    let seqs = vec![crate::reward::encode(&tok, &text, s.reference.context())];
     let device = Device::flex();
-    let rm = s.reward_model.as_ref().unwrap().valid();
-    let own = crate::block_on(crate::read(reward::score_ids(&rm, &seqs, None, &device)))[0];
+    let rm = s.reward.model();
+    let own = crate::block_on(crate::read(crate::reward::score_ids(
+        &rm, &seqs, None, &device,
+    )))[0];
     let shared = |blocks: usize| {
-        crate::block_on(reward::scores_and_reference_logprobs(
+        crate::block_on(crate::reward::scores_and_reference_logprobs(
             &rm,
             &s.reference,
             &seqs,
@@ -438,7 +452,7 @@ fn blocks_the_reward_model_trained_are_never_shared_with_the_reference() {
         ))
         .0[0]
     };
-    assert!((shared(s.reward_own_blocks()) - own).abs() < 1e-4);
+    assert!((shared(s.reward.own_blocks()) - own).abs() < 1e-4);
     // Sharing the trained block would have scored with the base model's copy of it.
     assert!((shared(1) - own).abs() > 1e-4, "{} vs {own}", shared(1));
 }
@@ -456,7 +470,7 @@ fn the_reference_confidence_adds_to_the_score_and_favours_the_right_sum() {
         tie: false,
     })
     .unwrap();
-    s.agreement = 1.0;
+    s.reward.confidence.agreement = 1.0;
     let texts: Vec<(String, String)> = ["7 plus 4 is 11.", "7 plus 4 is 10."]
         .iter()
         .map(|r| ("what is seven plus 4?".to_string(), r.to_string()))
@@ -484,12 +498,29 @@ fn the_reference_confidence_adds_to_the_score_and_favours_the_right_sum() {
     // The base model knows its sums: it is surer of the right one than of the wrong one.
     assert!(bonus(&r1, 0) > bonus(&r1, 1), "{r0:?} {r1:?}");
     // When the comparisons disagree with the reference's confidence, it adds nothing.
-    s.agreement = -0.5;
+    s.reward.confidence.agreement = -0.5;
     assert_eq!(scores_at(&mut s, 2.0), r0);
     // A negative weight would reward unlikely text: refused.
     let mut c = cfg.clone();
     c.reward.confidence_weight = -1.0;
     assert!(s.set_config(c).is_err());
+}
+
+/// What the reward stage does first when the confidence can weigh in: the reference's
+/// confidence in `data`'s texts and its agreement with `data`'s comparisons.
+fn agree(s: &mut Session, data: &RewardData) {
+    let prior = s.cfg.reward.confidence_prior;
+    let (reference, tok, device) = (&s.reference, &s.tok, &s.device);
+    crate::block_on(
+        s.reward
+            .confidence
+            .update(data, reference, tok, prior, device),
+    );
+}
+
+/// The confidence's weight in PPO's score now.
+fn weight(s: &Session) -> f64 {
+    s.reward.confidence_weight(s.log.pair_share())
 }
 
 #[test]
@@ -505,16 +536,18 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
             .iter()
             .map(|r| (prompt.to_string(), r.text.clone()))
             .collect();
-        crate::block_on(s.update_agreement(&RewardData {
+        let data = RewardData {
             texts: texts.clone(),
             ..Default::default()
-        }));
-        assert_eq!(s.confidence_weight(), 0.0, "no comparison yet");
+        };
+        agree(&mut s, &data);
+        assert_eq!(weight(&s), 0.0, "no comparison yet");
+        let conf = |t: &(String, String)| s.reward.confidence.get(t).unwrap();
         // The replies the reference is surest and least sure of.
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by(|&a, &b| s.confidence[&texts[a]].total_cmp(&s.confidence[&texts[b]]));
+        order.sort_by(|&a, &b| conf(&texts[a]).total_cmp(&conf(&texts[b])));
         let (least, most) = (order[0], order[order.len() - 1]);
-        assert!(s.confidence[&texts[least]] < s.confidence[&texts[most]]);
+        assert!(conf(&texts[least]) < conf(&texts[most]));
         let (up, down) = if follow { (most, least) } else { (least, most) };
         let (better, worse) = (replies[up].reply, replies[down].reply);
         if pairs {
@@ -534,11 +567,12 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
         }
         // What the update's reward stage does first.
         let data = RewardData::from_log(&s.log, &s.cfg.reward);
-        crate::block_on(s.update_agreement(&data));
-        assert_eq!(s.agreement > 0.0, follow, "{}", s.agreement);
+        agree(&mut s, &data);
+        let agreement = s.reward.confidence.agreement;
+        assert_eq!(agreement > 0.0, follow, "{agreement}");
         // Thumbs and stars teach the reward model enough on their own: the confidence
         // weighs in only in proportion to the pairs among the ratings.
-        assert_eq!(s.confidence_weight() > 0.0, follow && pairs);
+        assert_eq!(weight(&s) > 0.0, follow && pairs);
         if pairs {
             // The update reports the agreement and the weight it used.
             let mut last = None;
@@ -548,9 +582,13 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
             let Some(Event::Done(report)) = last else {
                 panic!("no report")
             };
-            let m = |name| report.metric(Stage::Reward, name).expect(name);
-            assert!((m("confidence_agreement") - s.agreement).abs() < 1e-9);
-            assert_eq!(m("confidence_weight") > 0.0, follow);
+            let r = report.metrics.reward.expect("the reward model's metrics");
+            let agreement = r.confidence_agreement.expect("reported with pairs");
+            assert!((agreement - s.reward.confidence.agreement).abs() < 1e-9);
+            assert_eq!(
+                r.confidence_weight.expect("reported with pairs") > 0.0,
+                follow
+            );
         }
     }
 }

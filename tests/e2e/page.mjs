@@ -48,7 +48,24 @@ if (gpu) {
     await page.fill(`#settings input[data-path='${path}']`, String(v));
   }
   await page.click("#apply-settings");
-  await page.waitForFunction(() => window.playground.config.ppo.batch_size === 2, null, { timeout: 60000 });
+  await page.waitForFunction(() => window.playground.settings.values["ppo.batch_size"] === 2, null, { timeout: 60000 });
+}
+// The Settings panel is built from the engine's own list: every setting has its input.
+{
+  const panel = await page.evaluate(() => ({
+    names: window.playground.settings.schema.map((s) => s.name).sort(),
+    inputs: [...document.querySelectorAll("#settings input[data-path]")].map((el) => el.dataset.path).sort(),
+  }));
+  check(panel.names.length >= 40 && JSON.stringify(panel.names) === JSON.stringify(panel.inputs),
+    `every setting of the engine (${panel.names.length}) has an input in the Settings panel (${panel.inputs.length})`);
+}
+if (!gpu) {
+  // A value out of range is refused with a message naming it, and nothing changes.
+  await page.fill("#settings input[data-path='ppo.lr']", "5");
+  await page.click("#apply-settings");
+  await page.waitForFunction(() => /ppo\.lr must be between/.test(document.getElementById("notice").textContent), null, { timeout: 10000 });
+  check(await page.evaluate(() => window.playground.settings.values["ppo.lr"] === 2e-4), "an out-of-range setting is refused and changes nothing");
+  await page.fill("#settings input[data-path='ppo.lr']", "0.0002");
 }
 // Thumbs up on reply A, then stars, a pair and a demonstration.
 await page.click(".reply-card:nth-child(1) button[aria-label^='Thumbs up']");

@@ -1,0 +1,200 @@
+//! Measuring a model by a rater's taste: one reply per held-out prompt, with the share the
+//! rater likes, the share that is well-formed, the labels of the replies and the KL to the
+//! reference.
+
+use crate::corpus::classify;
+use crate::error::Result;
+use crate::model::{Batch, Gpt};
+use crate::rater::{Rater, thumbs};
+use crate::rng::Rng;
+use crate::sample::{SampleConfig, generate};
+use crate::tokenizer::Tokenizer;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// How a model does by a rater's taste on a set of prompts.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Measure {
+    /// Share of replies the rater would give a thumbs up.
+    pub preferred: f64,
+    /// Share of replies `classify` parses.
+    pub well_formed: f64,
+    /// Mean rater score.
+    pub score: f64,
+    /// Mean over replies of Σ_t log π(a_t) − log π_ref(a_t): a sampled estimate of KL(π ‖ π_ref)
+    /// per reply, in nats.
+    pub kl: f64,
+    /// Why the replies that are not well-formed fail, by reason (`empty`, `mixed_punctuation`,
+    /// `mixed_tone`, `no_answer`, `unknown_prompt`): replies counted.
+    #[serde(default)]
+    pub not_well_formed: std::collections::BTreeMap<String, usize>,
+    /// The first few replies that are not well-formed: (prompt, reply, reason).
+    #[serde(default)]
+    pub not_well_formed_examples: Vec<(String, String, String)>,
+    /// The labels of the well-formed replies, counted: `tone/polite`, `truth/correct`,
+    /// `length/short`, `enthusiasm/emoji`, ..., and the truth within each prompt family
+    /// (`arithmetic/wrong`, `unknowable/unsure`, ...): where a rater's taste moved the model.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, usize>,
+    /// The measured replies: (prompt, reply, its label keys; none when not well-formed).
+    #[serde(skip)]
+    pub replies: Vec<(String, String, Vec<String>)>,
+}
+
+/// The keys under which [`Measure::labels`] counts a well-formed reply.
+pub fn label_keys(l: &crate::corpus::Labels) -> Vec<String> {
+    vec![
+        format!("tone/{}", label_name(&l.tone)),
+        format!("truth/{}", label_name(&l.truth)),
+        format!("length/{}", label_name(&l.length)),
+        format!("enthusiasm/{}", label_name(&l.enthusiasm)),
+        format!(
+            "care/{}/{}",
+            if l.careful { "careful" } else { "plain" },
+            label_name(&l.truth)
+        ),
+        format!("{}/{}", label_name(&l.family), label_name(&l.truth)),
+    ]
+}
+
+/// The reward model's view of a set of measured replies: the mean of `scores` (one per reply
+/// of `measure`) over the well-formed replies of each label key, and over all of them.
+pub fn scores_by_label(
+    measure: &Measure,
+    scores: &[f32],
+) -> std::collections::BTreeMap<String, f64> {
+    let mut sums: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+    for ((_, _, keys), &s) in measure.replies.iter().zip(scores) {
+        if keys.is_empty() {
+            continue;
+        }
+        for k in keys.iter().map(String::as_str).chain(["all"]) {
+            let e = sums.entry(k.to_string()).or_insert((0.0, 0));
+            e.0 += s as f64;
+            e.1 += 1;
+        }
+    }
+    sums.into_iter()
+        .map(|(k, (sum, n))| (k, sum / n as f64))
+        .collect()
+}
+
+/// A label's name as serde writes it (`polite`, `small_talk`).
+fn label_name<T: Serialize>(label: &T) -> String {
+    match serde_json::to_value(label) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// Samples one reply per prompt from `model` and measures it by `rater`'s taste, and its KL to
+/// `reference`.
+pub async fn measure(
+    model: &Gpt,
+    reference: &Gpt,
+    tok: &Tokenizer,
+    prompts: &[String],
+    rater: &Rater,
+    cfg: &SampleConfig,
+    seed: u64,
+) -> Result<Measure> {
+    let mut rng = Rng::new(seed);
+    let (mut preferred, mut well_formed, mut score, mut kl) = (0usize, 0usize, 0.0, 0.0);
+    let mut not_well_formed = std::collections::BTreeMap::new();
+    let mut examples = Vec::new();
+    let mut labels = std::collections::BTreeMap::new();
+    let mut replies = Vec::new();
+    let device = model
+        .devices()
+        .first()
+        .cloned()
+        .unwrap_or_else(Device::flex);
+    for chunk in prompts.chunks(50) {
+        let ids: Vec<Vec<u32>> = chunk.iter().map(|p| tok.encode_prompt(p)).collect();
+        let out = generate(model, &ids, cfg, &mut rng, true).await;
+        let seqs: Vec<Vec<u32>> = ids
+            .iter()
+            .zip(&out)
+            .map(|(p, o)| o.sequence(p, false))
+            .collect();
+        let batch = Batch::right_padded(&seqs, &device);
+        let t = batch.tokens.dims()[1];
+        let lp =
+            crate::read(model.token_logprobs(model.forward(&batch, None), batch.tokens.clone()))
+                .await;
+        let rp = crate::read(
+            reference.token_logprobs(reference.forward(&batch, None), batch.tokens.clone()),
+        )
+        .await;
+        for (b, ((prompt, o), s)) in chunk.iter().zip(&out).zip(&seqs).enumerate() {
+            let text = tok.decode(&o.tokens);
+            let sc = rater.score(prompt, &text)?;
+            score += sc;
+            preferred += usize::from(thumbs(sc));
+            match classify(&text, prompt) {
+                Ok(l) => {
+                    well_formed += 1;
+                    let keys = label_keys(&l);
+                    for key in &keys {
+                        *labels.entry(key.clone()).or_insert(0) += 1;
+                    }
+                    replies.push((prompt.clone(), text.clone(), keys));
+                }
+                Err(e) => {
+                    replies.push((prompt.clone(), text.clone(), Vec::new()));
+                    *not_well_formed.entry(e.kind().to_string()).or_insert(0) += 1;
+                    if examples.len() < 6 {
+                        examples.push((prompt.clone(), text.clone(), e.to_string()));
+                    }
+                }
+            }
+            let start = ids[b].len();
+            kl += (start - 1..s.len() - 1)
+                .map(|j| (lp[b * (t - 1) + j] - rp[b * (t - 1) + j]) as f64)
+                .sum::<f64>();
+        }
+    }
+    let n = prompts.len().max(1) as f64;
+    Ok(Measure {
+        preferred: preferred as f64 / n,
+        well_formed: well_formed as f64 / n,
+        score: score / n,
+        kl: kl / n,
+        not_well_formed,
+        not_well_formed_examples: examples,
+        labels,
+        replies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_by_label_averages_each_label_over_well_formed_replies_only() {
+        let reply = |keys: &[&str]| {
+            (
+                "p".to_string(),
+                "r".to_string(),
+                keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let m = Measure {
+            replies: vec![
+                reply(&["tone/polite", "length/short"]),
+                reply(&["tone/rude", "length/short"]),
+                reply(&[]), // not well-formed: left out
+                reply(&["tone/polite", "length/long"]),
+            ],
+            ..Default::default()
+        };
+        let by = scores_by_label(&m, &[1.0, -2.0, 100.0, 3.0]);
+        assert_eq!(by["tone/polite"], 2.0);
+        assert_eq!(by["tone/rude"], -2.0);
+        assert_eq!(by["length/short"], -0.5);
+        assert_eq!(by["length/long"], 3.0);
+        assert_eq!(by["all"], 2.0 / 3.0);
+        assert_eq!(by.len(), 5);
+    }
+}

@@ -1,0 +1,81 @@
+// The pipeline strip: SFT → reward model → PPO lighting up slice by slice as an update runs,
+// each stage's numbers when it finishes, and the queue line above it.
+
+import { $, store } from "./store.js";
+import { renderTokens } from "./tokens.js";
+
+function stageEl(stage) {
+  return document.querySelector(`.stage[data-stage="${stage}"]`);
+}
+
+function fmt(x, digits = 3) {
+  return Number.isFinite(x) ? x.toFixed(digits) : "–";
+}
+
+function percent(x) {
+  return `${Math.round(100 * x)}%`;
+}
+
+/// What a finished stage shows, from its metrics (names as in `--json`: metrics.rs).
+function summary(ev) {
+  const m = ev.metrics;
+  const ms = `${Math.round(ev.millis)} ms`;
+  if (ev.skipped) return `skipped: ${ev.skipped}`;
+  if (ev.stage === "sft") return `loss ${fmt(m["sft/loss"])} · ${ms}`;
+  if (ev.stage === "reward") {
+    const unseen = m["reward/eval_accuracy"], batch = m["reward/accuracy"];
+    const acc = Number.isFinite(unseen) ? `${percent(unseen)} (unseen)` : Number.isFinite(batch) ? percent(batch) : "–";
+    const trust = m["reward/confidence_weight"] > 0 ? ` · trust in base ${fmt(m["reward/confidence_weight"], 1)}` : "";
+    return `loss ${fmt(m["reward/loss"])} · accuracy ${acc}${trust} · ${ms}`;
+  }
+  return `reward ${fmt(m["objective/scores"], 2)} · KL ${fmt(m["objective/kl"], 2)} · clip ${fmt(m["policy/clipfrac_avg"], 3)} · ${ms}`;
+}
+
+/// Draws one event of an update: a slice's progress, a finished stage, the finished update.
+export function onEvent(ev) {
+  if (ev.event === "progress") {
+    const el = stageEl(ev.stage);
+    if (!el) return;
+    document.querySelectorAll(".stage.active").forEach((s) => { if (s !== el) s.classList.remove("active"); });
+    el.classList.add("active");
+    el.classList.remove("done", "skipped");
+    el.querySelector(".stage-bar div").style.width = `${Math.round((100 * ev.step) / Math.max(1, ev.steps))}%`;
+    el.querySelector(".stage-info").textContent = `step ${ev.step} of ${ev.steps}`;
+  } else if (ev.event === "stage") {
+    const el = stageEl(ev.stage);
+    if (!el) return;
+    el.classList.remove("active");
+    el.classList.add(ev.skipped ? "skipped" : "done");
+    el.querySelector(".stage-bar div").style.width = "100%";
+    el.querySelector(".stage-info").textContent = summary(ev);
+  } else if (ev.event === "done") {
+    store.ratings = ev.ratings;
+    store.charts.add(ev.ratings, ev.metrics);
+    store.lastReport = ev;
+    store.timings.push({
+      ratings: ev.ratings, millis: ev.millis,
+      stages: Object.fromEntries(ev.stages.map((s) => [s.stage, s.millis])),
+    });
+    renderTokens(ev.samples);
+    document.querySelectorAll(".stage").forEach((s) => s.classList.remove("active"));
+  }
+}
+
+/// The queue line: ratings so far, or how many updates are still to run.
+export function showStatus(st) {
+  const waiting = st.queued + (st.updating ? 1 : 0);
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  $("queue").textContent = waiting === 0
+    ? `${plural(st.ratings, "rating")} so far; Pip has been updated ${plural(st.version, "time")}.`
+    : `Training… ${plural(waiting, "update")} to go (${st.queued} waiting in the queue).`;
+  store.status = st;
+}
+
+/// Back to "waiting" on every stage.
+export function clearPipeline() {
+  document.querySelectorAll(".stage").forEach((s) => {
+    s.classList.remove("active", "done", "skipped");
+    s.querySelector(".stage-bar div").style.width = "0%";
+    s.querySelector(".stage-info").textContent = "waiting";
+  });
+}

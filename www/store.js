@@ -1,0 +1,72 @@
+// The page's one shared store, and its line to the engine.
+//
+// Every panel module reads and writes `store` and nothing else that another module owns; the
+// fields are listed here. `call` sends a request to the engine's worker (worker.js) and
+// resolves with its answer. `notice` shows a message above the page.
+
+export const store = {
+  /// The engine has loaded and is not crashed: controls may send requests.
+  ready: false,
+  /// The engine trapped; every request fails until it is restarted.
+  crashed: false,
+  /// "webgpu" or "cpu".
+  backend: "cpu",
+  /// The Settings panel's contents: `schema` (every setting: name, group, label, help, kind,
+  /// min, max, default, advanced) and `values` (name → value now), from the engine.
+  settings: null,
+  /// The reply cards on screen: `{prompt, reply, text, label, rated: [], raterGave: []}`, and the
+  /// prompt they answer.
+  cards: [],
+  prompt: "",
+  /// The card picked first for "A vs B", until the second is picked.
+  compareFirst: null,
+  /// The autopilot run in progress (`{stop, rounds}`), or null.
+  autopilot: null,
+  /// Prompts the autopilot asks before drawing corpus prompts.
+  presetsQueue: [],
+  /// Ratings given so far (the latest finished update's), and the engine's last status.
+  ratings: 0,
+  status: null,
+  /// The charts (charts.js) and the latest finished update's report.
+  charts: null,
+  lastReport: null,
+  /// One entry per finished update: {ratings, millis, stages: {sft, reward, ppo}} in
+  /// milliseconds (scripts/bench_page.mjs reads it). Also: loadMs, the time to load.
+  timings: [],
+  loadMs: 0,
+  /// The worker and the requests waiting for its answer.
+  worker: null,
+  pending: new Map(),
+  nextId: 1,
+};
+
+export const $ = (id) => document.getElementById(id);
+
+/// Sends request `type` to the engine's worker; resolves with its result.
+export function call(type, payload = {}) {
+  const id = store.nextId++;
+  return new Promise((resolve, reject) => {
+    store.pending.set(id, { resolve, reject });
+    store.worker.postMessage({ id, type, ...payload });
+  });
+}
+
+/// Shows `text` above the page ("error" stays, "info" fades after 6 s); "" hides it.
+export function notice(text, kind = "error") {
+  const el = $("notice");
+  el.textContent = text;
+  el.dataset.kind = kind;
+  el.hidden = !text;
+  if (text && kind !== "error") setTimeout(() => { if (el.textContent === text) el.hidden = true; }, 6000);
+}
+
+/// A button with a text, an accessible name and a click handler.
+export function button(text, title, onClick, cls = "") {
+  const b = document.createElement("button");
+  b.textContent = text;
+  b.title = title;
+  b.setAttribute("aria-label", title);
+  if (cls) b.className = cls;
+  b.addEventListener("click", onClick);
+  return b;
+}
