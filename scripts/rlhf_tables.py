@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs `rlhf-playground simulate` for every rater, feedback kind and seed of the README's
+"""Runs `rlhf-playground simulate` for every rater, feedback kind and seed of docs/RESULTS.md's
 tables and prints them as Markdown (mean and spread over seeds).
 
 Usage: cargo build --release && scripts/rlhf_tables.py [--seeds 3] [--ratings 40] [--out DIR]
