@@ -103,20 +103,7 @@ pub async fn generate(
         let logits = model.logits(last).reshape([b, model.vocab_size()]); // [B, V]
         let data = logits.into_data_async().await.expect("reading logits back");
         let logits: Vec<f32> = data.try_to_vec::<f32>().expect("f32 logits");
-        let v = logits.len() / b;
-        let mut next = vec![PAD; b];
-        for i in 0..b {
-            if out[i].finished {
-                continue;
-            }
-            let tok = pick(&logits[i * v..(i + 1) * v], cfg, rng);
-            if tok == END {
-                out[i].finished = true;
-            } else {
-                out[i].tokens.push(tok);
-                next[i] = tok;
-            }
-        }
+        let next = pick_next(&mut out, &logits, cfg, rng);
         if out.iter().all(|o| o.finished) || step + 1 == room {
             break;
         }
@@ -132,6 +119,27 @@ pub async fn generate(
         };
     }
     out
+}
+
+/// Picks each unfinished reply's next token from its row of `logits` (`[B * V]`), in order:
+/// a reply that picks `<|end|>` is finished. Returns the tokens to feed next (padding where a
+/// reply is finished).
+fn pick_next(out: &mut [Sampled], logits: &[f32], cfg: &SampleConfig, rng: &mut Rng) -> Vec<u32> {
+    let v = logits.len() / out.len();
+    let mut next = vec![PAD; out.len()];
+    for (i, o) in out.iter_mut().enumerate() {
+        if o.finished {
+            continue;
+        }
+        let tok = pick(&logits[i * v..(i + 1) * v], cfg, rng);
+        if tok == END {
+            o.finished = true;
+        } else {
+            o.tokens.push(tok);
+            next[i] = tok;
+        }
+    }
+    next
 }
 
 /// Picks a token id from one row of logits under the sampling settings.

@@ -77,6 +77,30 @@ fn strip_sentence<'a>(s: &'a str, phrase: &str, at_start: bool) -> Option<(&'a s
     })
 }
 
+/// Peels a polite or rude opening ("<opening><end> ...") and closing ("... <closing><end>")
+/// off `s`, pushing their end marks; returns whether either was polite and whether either was
+/// rude.
+fn strip_tone(s: &mut &str, ends: &mut Vec<char>) -> (bool, bool) {
+    let (mut polite, mut rude) = (false, false);
+    for (at_start, lists) in [
+        (true, [POLITE_OPEN, RUDE_OPEN]),
+        (false, [POLITE_CLOSE, RUDE_CLOSE]),
+    ] {
+        let found = lists.iter().enumerate().find_map(|(i, list)| {
+            list.iter()
+                .find_map(|p| strip_sentence(s, p, at_start))
+                .map(|hit| (i == 0, hit))
+        });
+        if let Some((is_polite, (rest, end))) = found {
+            *s = rest;
+            ends.push(end);
+            polite |= is_polite;
+            rude |= !is_polite;
+        }
+    }
+    (polite, rude)
+}
+
 /// Tone, length and enthusiasm of any reply, plus its core sentence.
 pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
     let mut s = reply.trim();
@@ -92,25 +116,7 @@ pub fn classify_style(reply: &str) -> Result<Style, NotWellFormed> {
         }
     }
     let mut ends: Vec<char> = Vec::new();
-    let mut polite = false;
-    let mut rude = false;
-    // Opening: "<opening><end> ...", then closing: "... <closing><end>".
-    for (at_start, lists) in [
-        (true, [POLITE_OPEN, RUDE_OPEN]),
-        (false, [POLITE_CLOSE, RUDE_CLOSE]),
-    ] {
-        let found = lists.iter().enumerate().find_map(|(i, list)| {
-            list.iter()
-                .find_map(|p| strip_sentence(s, p, at_start))
-                .map(|hit| (i == 0, hit))
-        });
-        if let Some((is_polite, (rest, end))) = found {
-            s = rest;
-            ends.push(end);
-            polite |= is_polite;
-            rude |= !is_polite;
-        }
-    }
+    let (polite, rude) = strip_tone(&mut s, &mut ends);
     // The careful persona's sentence, now at the start.
     let careful = match strip_sentence(s, CAREFUL, true) {
         Some((rest, end)) => {
