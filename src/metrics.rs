@@ -67,7 +67,8 @@ pub struct RewardStats {
     pub confidence_weight: Option<f64>,
 }
 
-/// What a PPO iteration measured (TRL's `PPOTrainer` names).
+/// What PPO measured in an update (TRL's `PPOTrainer` names): with several iterations, the
+/// last one's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PpoStats {
     /// Mean over replies of Σ_t (log π_old − log π_ref): the KL to the reference, in nats.
@@ -117,7 +118,11 @@ pub struct PpoStats {
     pub ratio: f64,
     /// Explained variance of the values against the returns (none when the returns are
     /// constant).
-    #[serde(rename = "val/var_explained")]
+    #[serde(
+        rename = "val/var_explained",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub var_explained: Option<f64>,
     /// Minibatches the ratio guard skipped.
     #[serde(rename = "val/num_skipped_minibatches")]

@@ -99,7 +99,7 @@ impl PpoConfig {
 /// The policy (with its scalar head as the value function), its optimiser, the KL controller
 /// and the PPO update in flight.
 pub struct PpoTrainer {
-    pub cfg: PpoConfig,
+    cfg: PpoConfig,
     /// On the autodiff device; SFT steps it too ([`crate::sft::SftTrainer`]).
     policy: Option<Gpt>,
     optim: ModuleOptimizer,
@@ -264,6 +264,7 @@ impl PpoTrainer {
         let mut stats = iteration_stats(&it.exp, &it.stats, it.confidence);
         self.kl.update(stats.kl, it.exp.len());
         self.done += 1;
+        // More iterations, unless the setting was lowered meanwhile.
         if self.done < iterations {
             return Slice::Progress { step, steps };
         }

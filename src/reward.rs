@@ -20,8 +20,9 @@
 //! the reference ([`score`]).
 //!
 //! [`RewardTrainer`] owns the reward model, its optimiser and everything fitting keeps between
-//! updates; [`RewardTrainer::score`] is PPO's reward, written once: the reward model's score plus
-//! the reference's confidence ([`confidence`]), normalised by running statistics.
+//! updates. PPO's reward is written once, in two of its methods: [`RewardTrainer::score`], the
+//! reward model's score plus the reference's confidence ([`confidence`]), and
+//! [`RewardTrainer::normalise`], by the running statistics of the rollouts' scores.
 
 mod confidence;
 mod data;
@@ -91,7 +92,7 @@ const UNSEEN_WINDOW: usize = 50;
 
 /// The reward model, its optimiser and what fitting keeps between updates.
 pub struct RewardTrainer {
-    pub cfg: RewardConfig,
+    cfg: RewardConfig,
     /// On the autodiff device.
     model: Option<Gpt>,
     optim: ModuleOptimizer,
@@ -121,6 +122,10 @@ pub struct RewardTrainer {
 /// One update's fitting: its data and how far it has got.
 struct Fit {
     data: RewardData,
+    /// Feedback entries in the log when the update began: what this fitting learns from.
+    upto: usize,
+    /// Whether the reference's confidence weighed in when the fitting began.
+    confidence: bool,
     evaluated: bool,
     step: usize,
     losses: Vec<f64>,
@@ -161,7 +166,7 @@ impl RewardTrainer {
         }
     }
 
-    /// New settings from the next update on; the optimiser keeps its state.
+    /// New settings from the next slice on; the optimiser keeps its state.
     pub fn set_config(&mut self, cfg: RewardConfig) {
         if cfg.train_blocks != self.cfg.train_blocks {
             // The cached features are those of the old frozen depth.
@@ -197,6 +202,8 @@ impl RewardTrainer {
         };
         self.fit = Some(Fit {
             data,
+            upto: log.feedback.len(),
+            confidence: self.confidence_in_use(log),
             evaluated: false,
             step: 0,
             losses: Vec::new(),
@@ -210,10 +217,13 @@ impl RewardTrainer {
         let steps = self.cfg.steps;
         let mut fit = self.fit.take().expect("a fitting begun");
         if !fit.evaluated {
-            if (fit.data.pairs.is_empty() && fit.data.points.is_empty()) || steps == 0 {
+            if steps == 0 {
+                return Slice::Skipped("the reward model is off (reward.steps is 0)");
+            }
+            if fit.data.pairs.is_empty() && fit.data.points.is_empty() {
                 return Slice::Skipped("no ratings yet");
             }
-            if self.confidence_in_use(log) {
+            if fit.confidence {
                 let (tok, prior) = (&self.tok, self.cfg.confidence_prior);
                 let device = &self.device;
                 self.confidence
@@ -249,9 +259,9 @@ impl RewardTrainer {
             self.fit = Some(fit);
             return Slice::Progress { step, steps };
         }
-        self.fitted_upto = log.feedback.len();
+        self.fitted_upto = fit.upto;
         self.fitted = true;
-        let in_use = self.confidence_in_use(log);
+        let in_use = fit.confidence;
         let stats = RewardStats {
             loss,
             accuracy: fit.last_accuracy.map(|a| a.0),

@@ -73,6 +73,8 @@ impl Update {
 /// The feedback log, the queue of updates, the reference and the three trainers.
 pub struct Session {
     cfg: SessionConfig,
+    /// Settings given while an update runs: they apply once it has finished.
+    pending: Option<SessionConfig>,
     tok: Tokenizer,
     device: Device,
     /// The base model, never trained: the KL's reference and the reward model's frozen bottom.
@@ -110,6 +112,7 @@ impl Session {
         let reward_model = load(&train_device)?;
         let seed = cfg.seed;
         Ok(Session {
+            pending: None,
             sft: SftTrainer::new(cfg.sft.clone(), device),
             reward: RewardTrainer::new(cfg.reward.clone(), reward_model, tok.clone(), device),
             ppo: PpoTrainer::new(cfg.ppo.clone(), policy, device),
@@ -135,20 +138,30 @@ impl Session {
         Session::new(cfg, tok, &meta.config, checkpoint::BUNDLED_WEIGHTS, device)
     }
 
-    /// The settings.
+    /// The settings (those given during the update in flight, which apply after it).
     pub fn config(&self) -> &SessionConfig {
-        &self.cfg
+        self.pending.as_ref().unwrap_or(&self.cfg)
     }
 
-    /// Replaces the settings (checked first; a bad one is refused and nothing changes). The
-    /// optimisers keep their state; a new initial β applies from the next update.
+    /// Replaces the settings, checked first: a bad one is refused and nothing changes. They
+    /// apply at once, or, while an update runs, once it has finished, so that an update runs
+    /// under one set of settings. The optimisers keep their state; a new initial β replaces
+    /// the current one.
     pub fn set_config(&mut self, cfg: SessionConfig) -> Result<()> {
         cfg.validate()?;
-        self.sft.cfg = cfg.sft.clone();
+        if self.update.is_some() {
+            self.pending = Some(cfg);
+        } else {
+            self.apply(cfg);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, cfg: SessionConfig) {
+        self.sft.set_config(cfg.sft.clone());
         self.reward.set_config(cfg.reward.clone());
         self.ppo.set_config(cfg.ppo.clone());
         self.cfg = cfg;
-        Ok(())
     }
 
     /// The tokenizer.
@@ -205,8 +218,9 @@ impl Session {
         last
     }
 
-    /// Runs the next slice of work: one SFT step, one reward-model step, one rollout or one PPO
-    /// minibatch. `None` when nothing is queued.
+    /// Runs the next slice of work: one SFT step, the reward model's evaluation or one of its
+    /// steps, one rollout or one PPO minibatch, or the fresh samples that end an update. `None`
+    /// when nothing is queued.
     pub async fn step(&mut self) -> Option<Event> {
         let mut up = match self.update.take() {
             Some(up) => up,
@@ -219,6 +233,8 @@ impl Session {
         let event = self.advance(&mut up).await;
         if !matches!(event, Event::Done(_)) {
             self.update = Some(up);
+        } else if let Some(cfg) = self.pending.take() {
+            self.apply(cfg);
         }
         Some(event)
     }

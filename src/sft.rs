@@ -42,7 +42,7 @@ impl SftConfig {
 /// policy that [`crate::ppo::PpoTrainer`] holds: SFT and PPO train one model, as in Ouyang et
 /// al., where PPO starts from the SFT model (here they take turns, every update).
 pub struct SftTrainer {
-    pub cfg: SftConfig,
+    cfg: SftConfig,
     optim: ModuleOptimizer,
     device: Device,
     /// This update's encoded demonstrations, steps done, and each step's loss.
@@ -64,6 +64,11 @@ impl SftTrainer {
         }
     }
 
+    /// New settings from the next step on; the optimiser keeps its state.
+    pub fn set_config(&mut self, cfg: SftConfig) {
+        self.cfg = cfg;
+    }
+
     /// Starts an update on `demos`, encoded for a model reading `context` tokens.
     pub fn begin(&mut self, tok: &Tokenizer, demos: &[Demonstration], context: usize) {
         self.data = encode(tok, demos, context);
@@ -80,7 +85,10 @@ impl SftTrainer {
     /// slice did.
     pub async fn step(&mut self, policy: Gpt, rng: &mut Rng) -> (Gpt, Slice) {
         let steps = self.cfg.steps;
-        if self.data.is_empty() || steps == 0 {
+        if steps == 0 {
+            return (policy, Slice::Skipped("SFT is off (sft.steps is 0)"));
+        }
+        if self.data.is_empty() {
             return (
                 policy,
                 Slice::Skipped("no demonstrations or top-rated replies yet"),
@@ -216,30 +224,6 @@ pub async fn step(
     (optim.step(cfg.lr, model, grads), value)
 }
 
-/// Runs `cfg.steps` SFT steps on batches drawn from `demos`; returns the model and the loss of
-/// each step (before its update).
-pub async fn train(
-    mut model: Gpt,
-    optim: &mut ModuleOptimizer,
-    tok: &Tokenizer,
-    demos: &[Demonstration],
-    cfg: &SftConfig,
-    rng: &mut Rng,
-    device: &Device,
-) -> (Gpt, Vec<f64>) {
-    let mut losses = Vec::new();
-    if demos.is_empty() {
-        return (model, losses);
-    }
-    let all = encode(tok, demos, model.context());
-    for _ in 0..cfg.steps {
-        let (m, loss) = step(model, optim, &all, cfg, rng, device).await;
-        model = m;
-        losses.push(loss);
-    }
-    (model, losses)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,36 +279,40 @@ mod tests {
     }
 
     #[test]
-    fn sft_lowers_the_loss_on_its_demonstrations() {
-        let device = Device::flex().autodiff();
+    fn the_trainer_lowers_the_loss_on_its_demonstrations_one_step_a_slice() {
+        let device = Device::flex();
         let tok = Tokenizer::bundled();
-        let (model, _) = checkpoint::bundled(&device).unwrap();
+        let (model, _) = checkpoint::bundled(&device.clone().autodiff()).unwrap();
         let cfg = SftConfig::new().with_steps(12).with_lr(1e-3);
-        let mut optim = cfg.optimizer();
+        let mut trainer = SftTrainer::new(cfg, &device);
         let seqs = encode(&tok, &demos(), model.context());
-        let before: f32 = sft_loss(&model, &seqs, &device).into_scalar();
-        let (model, losses) = crate::block_on(train(
-            model,
-            &mut optim,
-            &tok,
-            &demos(),
-            &cfg,
-            &mut Rng::new(0),
-            &device,
-        ));
-        let after: f32 = sft_loss(&model, &seqs, &device).into_scalar();
-        assert_eq!(losses.len(), 12);
+        let before: f32 = sft_loss(&model, &seqs, &device.clone().autodiff()).into_scalar();
+        trainer.begin(&tok, &demos(), model.context());
+        let (mut model, mut rng, mut slices) = (model, Rng::new(0), Vec::new());
+        loop {
+            let (m, slice) = crate::block_on(trainer.step(model, &mut rng));
+            model = m;
+            match slice {
+                Slice::Progress { step, steps } => slices.push((step, steps)),
+                Slice::Done { losses, metrics } => {
+                    assert_eq!(losses.len(), 12);
+                    let stats = metrics.sft.expect("SFT's metrics");
+                    assert_eq!((stats.loss, stats.demonstrations), (losses[11], 2));
+                    break;
+                }
+                Slice::Skipped(why) => panic!("skipped: {why}"),
+            }
+        }
+        assert_eq!(slices, (1..12).map(|i| (i, 12)).collect::<Vec<_>>());
+        let after: f32 = sft_loss(&model, &seqs, &device.clone().autodiff()).into_scalar();
         assert!(after < before * 0.5, "{before} -> {after}");
-        // No demonstrations: nothing happens.
-        let (_, none) = crate::block_on(train(
-            model,
-            &mut optim,
-            &tok,
-            &[],
-            &cfg,
-            &mut Rng::new(0),
-            &device,
-        ));
-        assert!(none.is_empty());
+        // No demonstrations, or no steps: the stage says why it did nothing.
+        trainer.begin(&tok, &[], model.context());
+        let (model, slice) = crate::block_on(trainer.step(model, &mut rng));
+        assert!(matches!(slice, Slice::Skipped(w) if w.contains("no demonstrations")));
+        trainer.set_config(SftConfig::new().with_steps(0));
+        trainer.begin(&tok, &demos(), model.context());
+        let (_, slice) = crate::block_on(trainer.step(model, &mut rng));
+        assert!(matches!(slice, Slice::Skipped(w) if w.contains("off")));
     }
 }

@@ -23,6 +23,7 @@ use burn::prelude::*;
 use js_sys::Promise;
 use serde::Serialize;
 use std::cell::{RefCell, RefMut};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -38,8 +39,10 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
 
 struct State {
     session: Session,
-    /// The autopilot's rater, whose verdict on each update's rollouts joins its metrics.
-    rater: Option<Rater>,
+    /// Who gave each queued rating, oldest first (the session runs them in that order): the
+    /// autopilot's rater, whose verdict on the update's rollouts joins its metrics, or none
+    /// for a person's own rating.
+    raters: VecDeque<Option<Rater>>,
     device: Device,
     tokenizer: String,
     model: GptConfig,
@@ -125,7 +128,7 @@ impl Engine {
         Ok(Engine {
             state: Rc::new(RefCell::new(State {
                 session,
-                rater: None,
+                raters: VecDeque::new(),
                 device,
                 tokenizer: tokenizer_json,
                 model: meta.config,
@@ -140,7 +143,8 @@ impl Engine {
         self.backend.clone()
     }
 
-    /// Samples `n` replies to `prompt` and records them: `[{reply, text}]`.
+    /// Samples `n` replies to `prompt` and records them: `[{prompt, reply, text, shortened}]`
+    /// (indices into the log, the reply's text, and whether the prompt was cut to fit).
     pub fn generate(&self, prompt: String, n: usize) -> Promise {
         let state = self.state.clone();
         future_to_promise(async move {
@@ -158,6 +162,7 @@ impl Engine {
             .map_err(|e| js_err(format!("not a piece of feedback: {e}")))?;
         self.with(|s| {
             s.session.record(fb).map_err(js_err)?;
+            s.raters.push_back(None);
             Ok(s.session.queued())
         })
     }
@@ -170,8 +175,11 @@ impl Engine {
         future_to_promise(async move {
             let mut s = borrow(&state)?;
             let mut event = s.session.step().await;
-            if let (Some(Event::Done(report)), Some(rater)) = (&mut event, &s.rater) {
-                report.metrics.rater = RaterStats::of(&report.rollouts, rater).map_err(js_err)?;
+            if let Some(Event::Done(report)) = &mut event
+                && let Some(rater) = s.raters.pop_front().flatten()
+            {
+                // A built-in rater or a keyword rule cannot fail; the report is never lost.
+                report.metrics.rater = RaterStats::of(&report.rollouts, &rater).ok().flatten();
             }
             match event {
                 Some(event) => to_js(&event),
@@ -229,9 +237,9 @@ impl Engine {
             let feedback = simulate::round(&mut s.session, &rater, kind, pairs, &prompt, n)
                 .await
                 .map_err(js_err)?;
-            s.rater = Some(rater.clone());
             for fb in &feedback {
                 s.session.record(fb.clone()).map_err(js_err)?;
+                s.raters.push_back(Some(rater.clone()));
             }
             let log = &s.session.log;
             let first = log.replies.len().saturating_sub(n);
@@ -298,7 +306,7 @@ impl Engine {
             let tok = Tokenizer::from_json(&s.tokenizer).map_err(js_err)?;
             let cfg = s.session.config().clone();
             s.session = Session::new(cfg, tok, &s.model, &s.weights, &s.device).map_err(js_err)?;
-            s.rater = None;
+            s.raters.clear();
             Ok(())
         })
     }

@@ -5,7 +5,7 @@
 
 import { Charts } from "./charts.js";
 import { $, call, notice, store } from "./store.js";
-import { generate, renderCards, wireCards } from "./cards.js";
+import { generate, showCards, wireCards } from "./cards.js";
 import { clearPipeline, onEvent, showStatus } from "./pipeline.js";
 import { renderTokens } from "./tokens.js";
 import { wireBeforeAfter } from "./beforeafter.js";
@@ -121,8 +121,7 @@ function clearSession() {
   store.ratings = 0;
   store.charts.clear();
   store.timings = [];
-  store.cards = [];
-  renderCards();
+  showCards("", []);
   renderTokens([]);
   $("token-view").textContent = "No update yet.";
   clearPipeline();
@@ -152,9 +151,12 @@ async function main() {
     document.documentElement.classList.toggle("large", $("large-text").checked);
     store.charts.resize();
   });
+  // A new backend is a new engine from the base model: what the page shows of the old one goes.
   $("use-gpu").addEventListener("change", async () => {
     stopAutopilot();
+    clearSession();
     await load($("use-gpu").checked ? "webgpu" : "cpu");
+    if (store.ready && $("prompt").value.trim()) await generate($("prompt").value);
   });
   const gpu = await hasWebGpu();
   if (!gpu) {

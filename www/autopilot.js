@@ -41,7 +41,7 @@ async function autopilot() {
   $("auto-stop").disabled = false;
   try {
     while (!run.stop) {
-      const prompt = store.presetsQueue.length ? store.presetsQueue.shift() : await call("corpusPrompt");
+      const prompt = await call("corpusPrompt");
       $("prompt").value = prompt;
       const out = await call("autopilot", { rater, keyword, kind, prompt, n: 4 });
       showCards(prompt, out.replies.map((r) => ({ ...r, raterGave: [] })));

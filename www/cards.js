@@ -28,6 +28,7 @@ export function showCards(prompt, replies) {
   store.prompt = prompt;
   store.cards = replies.map((r, i) => ({ ...r, label: "ABCD"[i], rated: [] }));
   store.compareFirst = null;
+  $("compare-row").hidden = true;
   renderCards();
 }
 

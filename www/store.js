@@ -14,16 +14,16 @@ export const store = {
   /// The Settings panel's contents: `schema` (every setting: name, group, label, help, kind,
   /// min, max, default, advanced) and `values` (name → value now), from the engine.
   settings: null,
-  /// The reply cards on screen: `{prompt, reply, text, label, rated: [], raterGave: []}`, and the
-  /// prompt they answer.
+  /// The reply cards on screen, and the prompt they answer. A card: the engine's `prompt` and
+  /// `reply` indices, `text`, `shortened` (the prompt was cut to fit), `label` (A–D), the
+  /// person's marks `rated` and the autopilot rater's `raterGave`, its `score` when a rater
+  /// gave one, and `editing` and `draft` while a better answer is being written.
   cards: [],
   prompt: "",
   /// The card picked first for "A vs B", until the second is picked.
   compareFirst: null,
   /// The autopilot run in progress (`{stop, rounds}`), or null.
   autopilot: null,
-  /// Prompts the autopilot asks before drawing corpus prompts.
-  presetsQueue: [],
   /// Ratings given so far (the latest finished update's), and the engine's last status.
   ratings: 0,
   status: null,

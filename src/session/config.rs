@@ -28,7 +28,7 @@ config! {
         /// SFT also practises replies you gave 👍, 4–5 ★ or preferred in a pair (off: written answers only, as in InstructGPT).
         sft_top_rated: bool = true, "Imitate best-rated replies", basic;
         /// Makes a session repeatable: the same seed and ratings give the same model (applies after Reset).
-        seed: u64 = 0, "Seed", basic;
+        seed: u64 = 0 in 0..=1_000_000_000, "Seed", basic;
     }
 }
 

@@ -297,6 +297,28 @@ fn settings_are_checked_before_they_apply() {
 }
 
 #[test]
+fn settings_given_during_an_update_apply_once_it_has_finished() {
+    let mut s = session(small());
+    let r = crate::block_on(s.generate("hello", 2)).unwrap();
+    s.record(Feedback::Thumbs {
+        reply: r[0].reply,
+        up: true,
+    })
+    .unwrap();
+    assert!(crate::block_on(s.step()).is_some() && s.is_updating());
+    let mut cfg = small();
+    cfg.ppo.init_kl_coef = 0.5;
+    s.set_config(cfg).unwrap();
+    // Shown at once, applied after the update: it runs under one set of settings.
+    assert_eq!(s.config().ppo.init_kl_coef, 0.5);
+    assert_eq!(s.kl_coef(), 0.2);
+    let report = crate::block_on(s.update()).expect("the update finishes");
+    assert_eq!(report.metrics.ppo.expect("PPO ran").kl_coef, 0.2);
+    assert_eq!(s.kl_coef(), 0.5);
+    assert_eq!(s.cfg.ppo.init_kl_coef, 0.5);
+}
+
+#[test]
 fn feedback_given_during_an_update_queues_its_own_update() {
     let mut s = session(small());
     let r = crate::block_on(s.generate("hello", 2)).unwrap();
