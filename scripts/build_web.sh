@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the page's engine: the wasm module (wasm-bindgen into pkg/, wasm-opt from npm's
-# binaryen) and the chart library into www/vendor/. Installs what it needs on the way.
+# binaryen) and the chart library into www/vendor/, then the static build dist/. Installs what
+# it needs on the way.
 # Usage: scripts/build_web.sh
 #   PROFILE=release  reuse the tests' wasm32 build (no fat LTO: quicker to build, larger)
 #   WASM_OPT=-O2     binaryen's optimisation level (default -O1; "none" skips wasm-opt)
@@ -49,6 +50,10 @@ fi
 
 mkdir -p www/vendor
 cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css www/vendor/
+
+# dist/: the page as one folder that any static host can serve as it is (www/, with the engine
+# in dist/pkg/); where the host sends no headers, the page's <meta> tag carries its policy.
+rm -rf dist && mkdir dist && cp -r www/. dist/ && cp -r pkg dist/pkg
 raw=$(stat -c %s pkg/rlhf_playground_bg.wasm)
 gz=$(gzip -9 -c pkg/rlhf_playground_bg.wasm | wc -c)
 echo "page built: pkg/rlhf_playground_bg.wasm $((raw / 1024)) KB ($((gz / 1024)) KB gzipped)"

@@ -23,6 +23,9 @@ echo "wasm32 build: ok"
 # The page, end to end: the tests' wasm32 build above (no fat LTO, no wasm-opt: this checks the
 # engine and the page, not the optimiser), served on 127.0.0.1, driven in headless Chromium.
 PROFILE=release WASM_OPT=none bash scripts/build_web.sh
+# The page's server (Node is installed by now): what it serves, what it refuses, its headers.
+echo "==> node tests/serve.mjs"
+node tests/serve.mjs
 port=$((20000 + RANDOM % 20000))
 PORT=$port node scripts/serve.mjs >/dev/null &
 server=$!
@@ -35,6 +38,16 @@ PAGE_URL="http://127.0.0.1:$port/" node tests/e2e/page.mjs cpu
 # machine, with a lighter update set through the Settings panel.
 echo "==> node tests/e2e/page.mjs webgpu"
 PAGE_URL="http://127.0.0.1:$port/" node tests/e2e/page.mjs webgpu
+
+# The static build, dist/, served as a bare static host would (no headers: the policy comes
+# from the page's <meta> tag): it loads, trains and keeps the console clean.
+dist_port=$((port + 1))
+PORT=$dist_port node scripts/serve.mjs --dist --plain >/dev/null &
+dist_server=$!
+trap 'kill $server $dist_server 2>/dev/null' EXIT
+sleep 1
+echo "==> SMOKE=1 node tests/e2e/page.mjs cpu (dist/)"
+SMOKE=1 PAGE_URL="http://127.0.0.1:$dist_port/" node tests/e2e/page.mjs cpu
 
 # The wasm API itself (tests/web.rs) in headless Chromium, on flex and on WebGPU (SwiftShader):
 # wasm-bindgen-test-runner (installed with wasm-bindgen-cli above) serves the test module and

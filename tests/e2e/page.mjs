@@ -3,6 +3,7 @@
 // that every stage reports, the policy changed, charts have points, the console stayed clean
 // and no request left 127.0.0.1. Screenshots go to tests/artifacts/.
 // Usage: node tests/e2e/page.mjs [cpu|webgpu]   (the page must be served on 127.0.0.1:8080)
+// SMOKE=1 stops after the first rating (then checks the console and the requests).
 // On WebGPU (SwiftShader in CI: software rendering, minutes per update with the real model) it
 // first lightens the update through the Settings panel, then gives the same feedback.
 import { launchChromium } from "../../scripts/chromium.mjs";
@@ -76,96 +77,100 @@ check(stages.every(([, cls]) => /done|skipped/.test(cls)), "every stage reports 
 check(stages.find(([s]) => s === "ppo")[1].includes("done"), "PPO ran");
 // Its reward and KL are numbers ("–" marks a value that is not finite: a NaN model).
 check(/reward -?\d.* KL -?\d/.test(stages.find(([s]) => s === "ppo")[2]), "PPO's reward and KL are numbers");
-{
-  await page.click(".reply-card:nth-child(2) button[aria-label^='4 stars']");
-  await page.click(".reply-card:nth-child(1) button.compare");
-  await page.click(".reply-card:nth-child(3) button.compare");
-  await page.click(".reply-card:nth-child(4) button.write");
-  await page.fill(".reply-card:nth-child(4) textarea", "Sure, happy to help. 3 plus 4 is 7.");
-  await page.click(".reply-card:nth-child(4) button.primary");
-  await waitDone(4);
-}
-const points = await page.evaluate(() => ({ kl: window.playground.charts.points("kl"), acc: window.playground.charts.points("accuracy") }));
-check(points.kl >= 3, `charts have points (${JSON.stringify(points)})`);
-const changed = await page.evaluate(() => {
-  const tokens = window.playground.lastReport.samples.flatMap((s) => s.tokens);
-  return tokens.length > 0 && tokens.every((t) => Number.isFinite(t.logprob) && Number.isFinite(t.ref_logprob))
-    && tokens.some((t) => t.logprob !== t.ref_logprob);
-});
-check(changed, "the policy's log-probs are numbers and differ from the reference's");
-await page.screenshot({ path: `${out}/page-${backend}-trained.png`, fullPage: true });
-
-// Autopilot, the classroom mode: from the base model again, the polite rater gives thumbs
-// for 6 rounds (24 ratings); the thumbs-up rate the page charts (the rater's verdict on each
-// update's 16 fresh PPO replies) must rise. Each point is a share of 16 replies, so the
-// check compares means of 4 points; 16 ratings were too few for the base model with the
-// careful persona to rise reliably (39% -> 45% in one run, 39% -> 61% at 20 in another).
-if (!gpu && !process.env.SKIP_AUTOPILOT) {
-  await page.click("#reset");
-  await page.waitForFunction(() => window.playground.charts.points("kl") === 0, null, { timeout: 60000 });
-  await page.selectOption("#auto-rater", "polite");
-  await page.selectOption("#auto-kind", "thumbs");
-  await page.$eval("#auto-speed", (el) => { el.value = "0"; el.dispatchEvent(new Event("input")); });
-  const ta = Date.now();
-  await page.click("#auto-start");
-  await page.waitForFunction(() => window.playground.ratings >= 24, null, { timeout: 600000 });
-  await page.click("#auto-stop");
-  await page.waitForFunction(() => window.playground.autopilot === null, null, { timeout: 300000 });
-  await waitDone(24);
-  const rates = await page.evaluate(() => window.playground.charts.data.rater[0]);
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const first = mean(rates.slice(0, 4));
-  const last = mean(rates.slice(-4));
-  console.log(`autopilot: ${rates.length} updates in ${((Date.now() - ta) / 1000).toFixed(0)} s; ` +
-    `rater's thumbs-up rate ${rates.map((r) => Math.round(100 * r)).join(" ")} %`);
-  check(rates.length >= 24, `the rater chart has a point per update (${rates.length})`);
-  check(last >= first + 0.15, `autopilot raises the polite rate the page shows (first 4 updates ${Math.round(100 * first)}%, last 4 ${Math.round(100 * last)}%)`);
-  // The cards show what the rater gave: a thumb on each of the last round's four replies.
-  const gave = await page.$$eval(".reply-card .rated", (els) => els.map((e) => e.textContent));
-  check(gave.length === 4 && gave.every((t) => /^The rater gave: (👍|👎)$/u.test(t)),
-    `each card shows the rater's thumb (${JSON.stringify(gave)})`);
-  await page.screenshot({ path: `${out}/page-${backend}-autopilot.png`, fullPage: true });
-}
-// Recovery when the engine traps (e.g. the GPU device is lost): the worker reports it, the
-// page says so and offers a restart on the CPU, after which replies come back.
-if (!gpu) {
-  await page.workers()[0].evaluate(() => self.postMessage({ type: "crashed", error: "RuntimeError: simulated trap" }));
-  await page.waitForSelector("#notice:not([hidden]) button", { timeout: 10000 });
-  const said = await page.textContent("#notice");
-  check(/engine stopped/.test(said) && (await page.isDisabled("#generate")), "a trapped engine is reported and the controls wait");
-  await page.click("#notice button");
-  await page.waitForFunction(() => window.playground.ready && document.querySelectorAll(".reply-card").length === 4, null, { timeout: slow });
-  check(await page.evaluate(() => window.playground.charts.points("kl") === 0 && window.playground.backend === "cpu"), "Restart brings a fresh engine on the CPU");
-}
-
-// Keyboard only: type a prompt and press Enter, Tab to a thumbs-up button, press Enter.
-if (!gpu) {
-  await page.focus("#prompt");
-  await page.keyboard.press("Control+A");
-  await page.keyboard.type("what colour is the sky?");
-  await page.keyboard.press("Enter");
-  await page.waitForFunction(() => window.playground.prompt === "what colour is the sky?" && document.querySelectorAll(".reply-card").length === 4, null, { timeout: slow });
-  let reached = false;
-  for (let i = 0; i < 60 && !reached; i++) {
-    await page.keyboard.press("Tab");
-    reached = await page.evaluate(() => (document.activeElement.getAttribute("aria-label") || "").startsWith("Thumbs up"));
+// SMOKE=1 (the static build, dist/, served as a bare host would): loading, one rating through
+// every stage and a clean console are what it must show; the rest is the same page.
+if (!process.env.SMOKE) {
+  {
+    await page.click(".reply-card:nth-child(2) button[aria-label^='4 stars']");
+    await page.click(".reply-card:nth-child(1) button.compare");
+    await page.click(".reply-card:nth-child(3) button.compare");
+    await page.click(".reply-card:nth-child(4) button.write");
+    await page.fill(".reply-card:nth-child(4) textarea", "Sure, happy to help. 3 plus 4 is 7.");
+    await page.click(".reply-card:nth-child(4) button.primary");
+    await waitDone(4);
   }
-  check(reached, "Tab reaches a thumbs-up button");
-  if (reached) {
+  const points = await page.evaluate(() => ({ kl: window.playground.charts.points("kl"), acc: window.playground.charts.points("accuracy") }));
+  check(points.kl >= 3, `charts have points (${JSON.stringify(points)})`);
+  const changed = await page.evaluate(() => {
+    const tokens = window.playground.lastReport.samples.flatMap((s) => s.tokens);
+    return tokens.length > 0 && tokens.every((t) => Number.isFinite(t.logprob) && Number.isFinite(t.ref_logprob))
+      && tokens.some((t) => t.logprob !== t.ref_logprob);
+  });
+  check(changed, "the policy's log-probs are numbers and differ from the reference's");
+  await page.screenshot({ path: `${out}/page-${backend}-trained.png`, fullPage: true });
+
+  // Autopilot, the classroom mode: from the base model again, the polite rater gives thumbs
+  // for 6 rounds (24 ratings); the thumbs-up rate the page charts (the rater's verdict on each
+  // update's 16 fresh PPO replies) must rise. Each point is a share of 16 replies, so the
+  // check compares means of 4 points; 16 ratings were too few for the base model with the
+  // careful persona to rise reliably (39% -> 45% in one run, 39% -> 61% at 20 in another).
+  if (!gpu && !process.env.SKIP_AUTOPILOT) {
+    await page.click("#reset");
+    await page.waitForFunction(() => window.playground.charts.points("kl") === 0, null, { timeout: 60000 });
+    await page.selectOption("#auto-rater", "polite");
+    await page.selectOption("#auto-kind", "thumbs");
+    await page.$eval("#auto-speed", (el) => { el.value = "0"; el.dispatchEvent(new Event("input")); });
+    const ta = Date.now();
+    await page.click("#auto-start");
+    await page.waitForFunction(() => window.playground.ratings >= 24, null, { timeout: 600000 });
+    await page.click("#auto-stop");
+    await page.waitForFunction(() => window.playground.autopilot === null, null, { timeout: 300000 });
+    await waitDone(24);
+    const rates = await page.evaluate(() => window.playground.charts.data.rater[0]);
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const first = mean(rates.slice(0, 4));
+    const last = mean(rates.slice(-4));
+    console.log(`autopilot: ${rates.length} updates in ${((Date.now() - ta) / 1000).toFixed(0)} s; ` +
+      `rater's thumbs-up rate ${rates.map((r) => Math.round(100 * r)).join(" ")} %`);
+    check(rates.length >= 24, `the rater chart has a point per update (${rates.length})`);
+    check(last >= first + 0.15, `autopilot raises the polite rate the page shows (first 4 updates ${Math.round(100 * first)}%, last 4 ${Math.round(100 * last)}%)`);
+    // The cards show what the rater gave: a thumb on each of the last round's four replies.
+    const gave = await page.$$eval(".reply-card .rated", (els) => els.map((e) => e.textContent));
+    check(gave.length === 4 && gave.every((t) => /^The rater gave: (👍|👎)$/u.test(t)),
+      `each card shows the rater's thumb (${JSON.stringify(gave)})`);
+    await page.screenshot({ path: `${out}/page-${backend}-autopilot.png`, fullPage: true });
+  }
+  // Recovery when the engine traps (e.g. the GPU device is lost): the worker reports it, the
+  // page says so and offers a restart on the CPU, after which replies come back.
+  if (!gpu) {
+    await page.workers()[0].evaluate(() => self.postMessage({ type: "crashed", error: "RuntimeError: simulated trap" }));
+    await page.waitForSelector("#notice:not([hidden]) button", { timeout: 10000 });
+    const said = await page.textContent("#notice");
+    check(/engine stopped/.test(said) && (await page.isDisabled("#generate")), "a trapped engine is reported and the controls wait");
+    await page.click("#notice button");
+    await page.waitForFunction(() => window.playground.ready && document.querySelectorAll(".reply-card").length === 4, null, { timeout: slow });
+    check(await page.evaluate(() => window.playground.charts.points("kl") === 0 && window.playground.backend === "cpu"), "Restart brings a fresh engine on the CPU");
+  }
+
+  // Keyboard only: type a prompt and press Enter, Tab to a thumbs-up button, press Enter.
+  if (!gpu) {
+    await page.focus("#prompt");
+    await page.keyboard.press("Control+A");
+    await page.keyboard.type("what colour is the sky?");
     await page.keyboard.press("Enter");
-    await waitDone(1);
-    check(await page.evaluate(() => window.playground.status.version >= 1), "Enter on it rates and trains");
+    await page.waitForFunction(() => window.playground.prompt === "what colour is the sky?" && document.querySelectorAll(".reply-card").length === 4, null, { timeout: slow });
+    let reached = false;
+    for (let i = 0; i < 60 && !reached; i++) {
+      await page.keyboard.press("Tab");
+      reached = await page.evaluate(() => (document.activeElement.getAttribute("aria-label") || "").startsWith("Thumbs up"));
+    }
+    check(reached, "Tab reaches a thumbs-up button");
+    if (reached) {
+      await page.keyboard.press("Enter");
+      await waitDone(1);
+      check(await page.evaluate(() => window.playground.status.version >= 1), "Enter on it rates and trains");
+    }
   }
+    // Bad prompts: empty is refused with a message; one longer than the model reads is answered
+    // from its end, and the page says so.
+    await page.fill("#prompt", "   ");
+    await page.click("#generate");
+    check(/Type a question/.test(await page.textContent("#notice")), "an empty prompt gets a message");
+    await page.fill("#prompt", "please tell me about the sky and the sea and the stars ".repeat(20) + "what is 3 plus 4?");
+    await page.click("#generate");
+    await page.waitForFunction(() => /longer than Pip can read/.test(document.getElementById("notice").textContent), null, { timeout: slow });
+    check(await page.evaluate(() => document.querySelectorAll(".reply-card").length === 4), "a long prompt is answered from its end, with a note");
 }
-  // Bad prompts: empty is refused with a message; one longer than the model reads is answered
-  // from its end, and the page says so.
-  await page.fill("#prompt", "   ");
-  await page.click("#generate");
-  check(/Type a question/.test(await page.textContent("#notice")), "an empty prompt gets a message");
-  await page.fill("#prompt", "please tell me about the sky and the sea and the stars ".repeat(20) + "what is 3 plus 4?");
-  await page.click("#generate");
-  await page.waitForFunction(() => /longer than Pip can read/.test(document.getElementById("notice").textContent), null, { timeout: slow });
-  check(await page.evaluate(() => document.querySelectorAll(".reply-card").length === 4), "a long prompt is answered from its end, with a note");
 check(errors.length === 0, `no console errors (${errors.join(" | ")})`);
 check(foreign.length === 0, `no request leaves 127.0.0.1 (${foreign.join(" ")})`);
 await browser.close();
