@@ -239,16 +239,20 @@ pub async fn run(
     let sample = session.config().sample.clone();
     let seed = sim.seed ^ 0x3ea5;
     let (rater, tok) = (&sim.rater, session.tokenizer().clone());
-    let base = measure(
-        &session.policy(),
-        session.reference(),
-        &tok,
-        &prompts,
-        rater,
-        &sample,
-        seed,
-    )
-    .await?;
+    // The same held-out prompts and random draws before and after.
+    let measure_now = async |s: &Session| {
+        measure(
+            &s.policy(),
+            s.reference(),
+            &tok,
+            &prompts,
+            rater,
+            &sample,
+            seed,
+        )
+        .await
+    };
+    let base = measure_now(session).await?;
     progress(Progress::Base(&base));
     let mut corpus = round_prompts(sim.seed);
     let mut rows = Vec::new();
@@ -271,16 +275,7 @@ pub async fn run(
             rows.push(row);
         }
     }
-    let tuned = measure(
-        &session.policy(),
-        session.reference(),
-        &tok,
-        &prompts,
-        rater,
-        &sample,
-        seed,
-    )
-    .await?;
+    let tuned = measure_now(session).await?;
     let texts: Vec<(String, String)> = base
         .replies
         .iter()
