@@ -2,13 +2,17 @@
 """Runs `rlhf-playground simulate` for every rater, feedback kind and seed of docs/RESULTS.md's
 tables and prints them as Markdown (mean and spread over seeds).
 
-Usage: cargo build --release && scripts/rlhf_tables.py [--seeds 3] [--ratings 40] [--out DIR]
-       [--set KEY=VALUE ...] [--only thumbs --only polite ...] [--pairs extremes] [--replies 4]
-       [--model DIR]
+Usage: cargo build --release && scripts/rlhf_tables.py [--seeds 3] [--first-seed 1] [--ratings 40]
+       [--out DIR] [--set KEY=VALUE ...] [--only thumbs --only polite ...] [--pairs extremes]
+       [--replies 4] [--model DIR] [--raters polite,polite+short,...] [--combined]
+Each table gives, over the seeds, the preferred rate's mean ± standard deviation and its 10th
+percentile (linear interpolation between the sorted runs, as numpy's default), the well-formed
+share, KL to the base model and the diversity kept.
 Each run's JSON is kept under --out (default target/rlhf-tables) and reused when present, so an
 interrupted run continues where it stopped. About 45 s per run on a 2-core machine.
 """
 import argparse
+import os
 import json
 import pathlib
 import statistics
@@ -17,6 +21,12 @@ import subprocess
 root = pathlib.Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
 ap.add_argument("--seeds", type=int, default=3)
+ap.add_argument("--first-seed", type=int, default=1,
+                help="seeds run are first-seed .. first-seed + seeds - 1 (choose on 11-20, report 1-10)")
+ap.add_argument("--raters", default="polite,truthful,short,cheerful",
+                help="comma-separated rater specs (simulate --rater), e.g. polite+short,truthful+!cheerful")
+ap.add_argument("--combined", action="store_true",
+                help="the combined raters of the README's table instead of --raters")
 ap.add_argument("--ratings", type=int, default=40)
 ap.add_argument("--out", default=str(root / "target" / "rlhf-tables"))
 ap.add_argument("--regex", default="(?i)thank")
@@ -32,9 +42,11 @@ ap.add_argument("--only", action="append", default=[],
 args = ap.parse_args()
 out = pathlib.Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
-binary = root / "target" / "release" / "rlhf-playground"
+binary = pathlib.Path(os.environ["RLHF_BIN"]) if "RLHF_BIN" in os.environ else root / "target" / "release" / "rlhf-playground"
 
-RATERS = ["polite", "truthful", "short", "cheerful"]
+# Combined tastes whose base rate is 8-20% (seed 11's held-out prompts: 17.5, 11.5, 17, 12%).
+COMBINED = ["polite+short", "polite+!cheerful", "short+!cheerful", "truthful+polite+short"]
+RATERS = COMBINED if args.combined else args.raters.split(",")
 runs = []  # (table, row label, feedback, argv)
 for feedback in ["thumbs", "pairs", "stars"]:
     for rater in RATERS:
@@ -72,17 +84,28 @@ for table, label, feedback, who in runs:
         only_raters and table != "regex" and label not in only_raters
     ):
         continue
-    rs = [run(label, feedback, who, seed) for seed in range(1, args.seeds + 1)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    rs = [run(label, feedback, who, seed) for seed in seeds]
     tables.setdefault(table, []).append((label, rs))
 
+def p10(xs):
+    xs = sorted(xs)
+    pos = 0.1 * (len(xs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
+
+
 for table, rows in tables.items():
-    print(f"\n#### {table}\n")
-    print("| rater | base preferred % | tuned preferred % | tuned well-formed % | KL (nats/reply) | runs reaching 85% |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n#### {table} (seeds {args.first_seed}-{args.first_seed + args.seeds - 1})\n")
+    print("| rater | base preferred % | tuned preferred % | 10th percentile % | well-formed % | KL (nats/reply) | diversity kept | runs reaching 85% |")
+    print("|---|---|---|---|---|---|---|---|")
     for label, rs in rows:
         reached = sum(r["tuned_rate"] >= 0.85 for r in rs)
+        kept = [r["diversity_kept"] for r in rs if r.get("diversity_kept") is not None]
         print(
             f"| {label} | {fmt([r['base_rate'] for r in rs])} | {fmt([r['tuned_rate'] for r in rs])} "
+            f"| {100 * p10([r['tuned_rate'] for r in rs]):.0f} "
             f"| {fmt([r['well_formed'] for r in rs])} | {fmt([r['kl'] for r in rs], 1.0, 2)} "
-            f"| {reached}/{len(rs)} |"
+            f"| {fmt(kept, 1.0, 2) if kept else '-'} | {reached}/{len(rs)} |"
         )

@@ -191,7 +191,8 @@ impl UpdateBencher {
                     row[3] += ms;
                     first_ppo = false;
                 }
-                Some(Stage::Ppo) => row[4] += ms,
+                // DPO's, KTO's and GRPO's steps stand where PPO's minibatches do.
+                Some(Stage::Ppo | Stage::Dpo | Stage::Kto | Stage::Grpo) => row[4] += ms,
                 Some(Stage::Samples) | None => row[5] += ms,
             }
         }

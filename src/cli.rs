@@ -35,14 +35,6 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum RaterArg {
-    Polite,
-    Truthful,
-    Short,
-    Cheerful,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum FeedbackArg {
     Thumbs,
     Stars,
@@ -84,6 +76,13 @@ enum Command {
     ///
     /// Example: rlhf-playground simulate --rater polite --ratings 40 --feedback thumbs
     Simulate(SimulateArgs),
+    /// The methods side by side: a simulated person rates as in `simulate` (the session
+    /// training with --method, PPO by default), then the same ratings are replayed through
+    /// each method from the base model. Prints each one's preferred rate, well-formed share,
+    /// KL to the base model, diversity kept, time per update and the ratings it could use.
+    ///
+    /// Example: rlhf-playground compare --rater polite+short --ratings 30
+    Compare(CompareArgs),
     /// Time a training step (forward, backward, AdamW) and sampling with and without the
     /// key/value cache, for the default model.
     Bench(BenchArgs),
@@ -146,9 +145,10 @@ struct EvalArgs {
 #[derive(clap::Args)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["rater", "grader_cmd", "grader_regex"])))]
 struct SimulateArgs {
-    /// A built-in rater: likes polite, truthful, short or cheerful replies.
-    #[arg(long, value_enum)]
-    rater: Option<RaterArg>,
+    /// A built-in rater: likes polite, truthful, short or cheerful replies. Join them with +
+    /// (all must like a reply) and negate with !: polite+short, truthful+!cheerful.
+    #[arg(long, value_name = "TASTE")]
+    rater: Option<String>,
     /// A grader program: gets {"prompt": ..., "reply": ...} on stdin, prints a score
     /// between -1 and 1 (positive = a thumbs up).
     #[arg(long, value_name = "CMD")]
@@ -179,10 +179,24 @@ struct SimulateArgs {
     /// Held-out prompts the preferred rate is measured on.
     #[arg(long, default_value_t = 200)]
     eval_prompts: usize,
+    /// How the policy learns from the ratings after SFT: ppo (a reward model, then PPO), dpo
+    /// (pairs, no reward model), kto (thumbs, no reward model), grpo (a reward model, then
+    /// groups of replies compared) or sft (SFT alone). The same as --set method=….
+    #[arg(long, value_name = "METHOD")]
+    method: Option<String>,
     /// Change a session setting, e.g. --set ppo.lr=3e-4 --set reward.steps=8 (names as in
     /// SessionConfig; repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    sim: SimulateArgs,
+    /// The methods to replay the ratings through, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "ppo,dpo,kto,grpo,sft")]
+    methods: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -308,6 +322,7 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => commands::generate(&cli, args, &device),
         Command::Eval(args) => commands::eval(&cli, args, &device),
         Command::Simulate(args) => commands::simulate(&cli, args, &device),
+        Command::Compare(args) => commands::compare(&cli, args, &device),
         Command::Bench(args) => commands::bench(&cli, args, &device),
     });
     match result {

@@ -29,6 +29,20 @@ fn scale<const D: usize>(grads: &mut GradientsParams, id: ParamId, factor: &Tens
     }
 }
 
+/// One optimiser step of `model` down `loss`: backward, the gradients clipped to a global norm
+/// of `max_norm` ([`clip_global_norm`]), then `optim`'s update at learning rate `lr`.
+pub fn descend<M: Module>(
+    model: M,
+    loss: Tensor<1>,
+    optim: &mut burn::optim::ModuleOptimizer,
+    lr: f64,
+    max_norm: f32,
+) -> M {
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    clip_global_norm(&mut grads, &model, max_norm);
+    optim.step(lr, model, grads)
+}
+
 /// Scales all of `grads` by `min(1, max_norm / ‖g‖)` where ‖g‖ is the L2 norm of every
 /// gradient of `model` together; returns ‖g‖ before clipping (a `[1]` tensor, to log).
 pub fn clip_global_norm<M: Module>(

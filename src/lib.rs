@@ -6,10 +6,13 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod corpus;
+pub mod dpo;
 pub mod error;
 pub mod eval;
 pub mod feedback;
 pub mod grad;
+pub mod grpo;
+pub mod kto;
 pub mod metrics;
 pub mod model;
 pub mod ppo;

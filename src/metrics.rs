@@ -1,5 +1,6 @@
 //! What an update measured: one typed struct per stage, serialised under TRL's names and
-//! namespaced by stage (`sft/…`, `reward/…`, `objective/…`, `policy/…`, `loss/…`, `val/…`),
+//! namespaced by stage (`sft/…`, `reward/…`, `objective/…`, `policy/…`, `loss/…`, `val/…`,
+//! `rewards/…` and `direct/…` for DPO and KTO, `grpo/…`, `samples/…`),
 //! and [`Metrics`], their union as one flat object. The CLI's `--json`, `simulate`'s rows, the
 //! wasm API and the page all read these types, so a metric has one name everywhere.
 
@@ -132,6 +133,107 @@ pub struct PpoStats {
     pub num_replies: usize,
 }
 
+/// What a direct alignment method (DPO or KTO) measured in an update, under TRL's names for
+/// the implicit rewards `β · log π(y|x)/π_ref(y|x)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DirectStats {
+    /// The method's loss at the last step, before its update.
+    #[serde(rename = "direct/loss")]
+    pub loss: f64,
+    /// Mean implicit reward of the chosen (DPO) or desirable (KTO) replies of the last step.
+    #[serde(
+        rename = "rewards/chosen",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub chosen: Option<f64>,
+    /// Mean implicit reward of the rejected (DPO) or undesirable (KTO) replies.
+    #[serde(
+        rename = "rewards/rejected",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rejected: Option<f64>,
+    /// `rewards/chosen − rewards/rejected`.
+    #[serde(
+        rename = "rewards/margins",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub margins: Option<f64>,
+    /// Share of the last step's pairs whose chosen reply has the higher implicit reward (DPO).
+    #[serde(
+        rename = "rewards/accuracies",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accuracies: Option<f64>,
+    /// KTO's reference point z₀: the batch's estimate of KL(π ‖ π_ref), in nats, at least 0.
+    #[serde(rename = "direct/kl", default, skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
+    /// Pairs (DPO) or rated replies (KTO) learnt from.
+    #[serde(rename = "direct/examples")]
+    pub examples: usize,
+    /// Pieces of feedback the method used, and those it could not use (DPO: a thumbs with no
+    /// opposite rating on the same prompt, a tie; KTO: 3 stars, a tie).
+    #[serde(rename = "direct/used")]
+    pub used: usize,
+    #[serde(rename = "direct/unused")]
+    pub unused: usize,
+}
+
+/// What GRPO measured in an update (TRL's `GRPOTrainer` names, under `grpo/`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrpoStats {
+    /// Mean loss over the steps.
+    #[serde(rename = "grpo/loss")]
+    pub loss: f64,
+    /// Mean reward-model score of the batch's replies.
+    #[serde(rename = "grpo/reward")]
+    pub reward: f64,
+    /// Their standard deviation.
+    #[serde(rename = "grpo/reward_std")]
+    pub reward_std: f64,
+    /// Mean per-token KL estimate to the reference over the steps.
+    #[serde(rename = "grpo/kl")]
+    pub kl: f64,
+    /// Share of actions whose ratio was clipped.
+    #[serde(rename = "grpo/clip_ratio")]
+    pub clip_ratio: f64,
+    /// Share of groups whose replies all scored the same (they teach nothing).
+    #[serde(rename = "grpo/frac_reward_zero_std")]
+    pub frac_reward_zero_std: f64,
+    /// Mean reply length, in tokens.
+    #[serde(rename = "grpo/completion_length")]
+    pub completion_length: f64,
+}
+
+/// What the fresh replies shown after an update measured: the same for every method.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleStats {
+    /// Mean over the replies of Σ_t (log π − log π_ref) over their tokens: the KL to the base
+    /// model per reply, in nats, as `objective/kl` but on the replies shown.
+    #[serde(rename = "samples/kl")]
+    pub kl: f64,
+}
+
+impl SampleStats {
+    /// The statistics of an update's fresh `samples`; none when there are none.
+    pub fn of(samples: &[crate::report::SampleReport]) -> Option<SampleStats> {
+        if samples.is_empty() {
+            return None;
+        }
+        let kl: f64 = samples
+            .iter()
+            .flat_map(|s| &s.tokens)
+            .map(|t| (t.logprob - t.ref_logprob) as f64)
+            .sum();
+        Some(SampleStats {
+            kl: kl / samples.len() as f64,
+        })
+    }
+}
+
 /// A simulated rater's verdict on an update's PPO rollouts (the autopilot's chart, and
 /// `simulate`'s rows).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -181,6 +283,12 @@ pub struct Metrics {
     #[serde(flatten)]
     pub ppo: Option<PpoStats>,
     #[serde(flatten)]
+    pub direct: Option<DirectStats>,
+    #[serde(flatten)]
+    pub grpo: Option<GrpoStats>,
+    #[serde(flatten)]
+    pub samples: Option<SampleStats>,
+    #[serde(flatten)]
     pub rater: Option<RaterStats>,
 }
 
@@ -195,6 +303,15 @@ impl Metrics {
         }
         if other.ppo.is_some() {
             self.ppo = other.ppo.clone();
+        }
+        if other.direct.is_some() {
+            self.direct = other.direct.clone();
+        }
+        if other.grpo.is_some() {
+            self.grpo = other.grpo.clone();
+        }
+        if other.samples.is_some() {
+            self.samples = other.samples.clone();
         }
         if other.rater.is_some() {
             self.rater = other.rater.clone();

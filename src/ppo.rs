@@ -346,7 +346,7 @@ impl PpoTrainer {
 /// Prompts for a PPO batch of `n`: a share `own_share` from the person's recent `prompts`, the
 /// rest from the corpus (its training prompts: the held-out ones are kept for measuring), so
 /// the policy improves in general and not only on what was asked.
-fn rollout_prompts(
+pub(crate) fn rollout_prompts(
     prompts: &[String],
     corpus: &mut Corpus,
     n: usize,

@@ -6,7 +6,8 @@
 //! scale, and the higher-scoring reply of a pair (a tie when equal). Its "preferred rate" is the
 //! share of replies it would give a thumbs up. The four built-in tastes read the reply with
 //! [`corpus::classify`](crate::corpus::classify); graders a person defines are a keyword or
-//! regular-expression rule, or (natively) an external program.
+//! regular-expression rule, or (natively) an external program. Raters combine: `polite+short`
+//! likes what both like, and `!cheerful` likes what `cheerful` dislikes ([`Rater::parse`]).
 
 use crate::corpus::{
     Enthusiasm, Family, Length, Tone, Truth, classify, classify_style, parse_prompt,
@@ -51,6 +52,17 @@ impl Taste {
     /// The taste with this name.
     pub fn from_name(name: &str) -> Option<Taste> {
         Taste::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The attribute of a reply this taste judges, as [`crate::simulate::Measure::labels`]
+    /// names it (`tone`, `truth`, `length`, `enthusiasm`).
+    pub fn attribute(self) -> &'static str {
+        match self {
+            Taste::Polite => "tone",
+            Taste::Truthful => "truth",
+            Taste::Short => "length",
+            Taste::Cheerful => "enthusiasm",
+        }
     }
 
     /// Score of `reply` to `prompt`, in [-1, 1]. Replies that do not parse as a reply (garbled,
@@ -106,10 +118,24 @@ impl Taste {
     }
 }
 
-/// A rater: one of the built-in tastes or a rule a person defined.
+/// Whether `reply` reads as a reply at all: its style parses and, to a corpus prompt, it
+/// answers it. Every taste gives -1 to a reply that does not.
+pub fn readable(prompt: &str, reply: &str) -> bool {
+    classify_style(reply).is_ok()
+        && (parse_prompt(prompt).is_none() || classify(reply, prompt).is_ok())
+}
+
+/// A rater: one of the built-in tastes or a rule a person defined, or a combination of them.
 #[derive(Clone, Debug)]
 pub enum Rater {
     Taste(Taste),
+    /// Likes what every part likes. Its score is the mean of the parts' scores, capped at 0
+    /// unless every part likes the reply: partial credit for stars and pairs (polite but long
+    /// beats rude and long), a thumbs up only when all agree.
+    All(Vec<Rater>),
+    /// Likes what the inner rater dislikes: the score negated, except that a reply that is not
+    /// [`readable`] stays at -1 (nobody likes garbled replies).
+    Not(Box<Rater>),
     /// `matched` when the reply matches the expression, else `other`.
     Regex {
         pattern: regex::Regex,
@@ -159,10 +185,79 @@ impl Rater {
         Rater::regex(&format!("(?i){}", regex::escape(word)))
     }
 
+    /// Longest combination [`Rater::parse`] accepts, in parts.
+    pub const MAX_PARTS: usize = 4;
+
+    /// A built-in taste or a combination of them: names joined by `+` (all must like the
+    /// reply), each optionally negated by a leading `!`. `polite`, `polite+short`,
+    /// `truthful+!cheerful`.
+    pub fn parse(spec: &str) -> Result<Rater, Error> {
+        let names = Taste::ALL.map(Taste::name).join(", ");
+        let parts = spec
+            .split('+')
+            .map(|part| {
+                let part = part.trim();
+                let (negated, name) = match part.strip_prefix('!') {
+                    Some(rest) => (true, rest.trim()),
+                    None => (false, part),
+                };
+                let taste = Taste::from_name(name).ok_or_else(|| {
+                    Error::Grader(format!(
+                        "unknown rater {name:?} in {spec:?}: use {names}, joined by + and negated by !"
+                    ))
+                })?;
+                Ok(match negated {
+                    true => Rater::Not(Box::new(Rater::Taste(taste))),
+                    false => Rater::Taste(taste),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if parts.len() > Rater::MAX_PARTS {
+            return Err(Error::Grader(format!(
+                "{spec:?} joins {} raters; the limit is {}",
+                parts.len(),
+                Rater::MAX_PARTS
+            )));
+        }
+        let mut parts = parts;
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Rater::All(parts)
+        })
+    }
+
+    /// The reply attributes (`tone`, `truth`, `length`, `enthusiasm`) this rater judges, or
+    /// `None` when it cannot tell (a rule or a program may judge any of them).
+    pub fn attributes(&self) -> Option<Vec<&'static str>> {
+        match self {
+            Rater::Taste(t) => Some(vec![t.attribute()]),
+            Rater::All(parts) => {
+                let mut all = Vec::new();
+                for p in parts {
+                    for a in p.attributes()? {
+                        if !all.contains(&a) {
+                            all.push(a);
+                        }
+                    }
+                }
+                Some(all)
+            }
+            Rater::Not(inner) => inner.attributes(),
+            _ => None,
+        }
+    }
+
     /// A short description, for tables and the page.
     pub fn describe(&self) -> String {
         match self {
             Rater::Taste(t) => t.name().to_string(),
+            Rater::All(parts) => parts
+                .iter()
+                .map(Rater::describe)
+                .collect::<Vec<_>>()
+                .join("+"),
+            Rater::Not(inner) => format!("!{}", inner.describe()),
             Rater::Regex { pattern, .. } => format!("regex {}", pattern.as_str()),
             #[cfg(not(target_arch = "wasm32"))]
             Rater::Command { command, .. } => format!("command {command}"),
@@ -173,6 +268,23 @@ impl Rater {
     pub fn score(&self, prompt: &str, reply: &str) -> Result<f64, Error> {
         match self {
             Rater::Taste(t) => Ok(t.score(prompt, reply)),
+            Rater::All(parts) => {
+                let mut scores = Vec::with_capacity(parts.len());
+                for p in parts {
+                    scores.push(p.score(prompt, reply)?);
+                }
+                let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+                Ok(if scores.iter().all(|&s| thumbs(s)) {
+                    mean
+                } else {
+                    mean.min(0.0)
+                })
+            }
+            Rater::Not(inner) => Ok(if readable(prompt, reply) {
+                -inner.score(prompt, reply)?
+            } else {
+                -1.0
+            }),
             Rater::Regex {
                 pattern,
                 matched,
@@ -325,6 +437,63 @@ mod tests {
         assert_eq!(prefer(1.0, -1.0), Some(true));
         assert_eq!(prefer(-1.0, 0.5), Some(false));
         assert_eq!(prefer(0.5, 0.5), None);
+    }
+
+    #[test]
+    fn combined_raters_like_what_all_parts_like_and_negation_flips_but_never_likes_garble() {
+        let both = Rater::parse("polite+short").unwrap();
+        assert_eq!(both.describe(), "polite+short");
+        let polite_short = "Sure, happy to help. 2 plus 2 is 4.";
+        let polite_long = "Sure, happy to help. 2 plus 2 is 4. I could talk about this all day.";
+        let rude_long = "Ugh, fine. 2 plus 2 is 4. I could talk about this all day.";
+        assert_eq!(both.score(SUM, polite_short).unwrap(), 1.0);
+        // One part likes it: no thumbs up, but more stars than neither.
+        assert_eq!(both.score(SUM, polite_long).unwrap(), 0.0);
+        assert_eq!(both.score(SUM, rude_long).unwrap(), -1.0);
+        assert!(!both.prefers(SUM, polite_long).unwrap());
+        assert!(stars(0.0) > stars(-1.0));
+        let calm = Rater::parse(" polite + !cheerful ").unwrap();
+        assert_eq!(calm.describe(), "polite+!cheerful");
+        assert_eq!(calm.score(SUM, polite_short).unwrap(), 1.0);
+        assert_eq!(
+            calm.score(SUM, "Sure, happy to help! 2 plus 2 is 4!")
+                .unwrap(),
+            0.0
+        );
+        assert_eq!(
+            calm.score(SUM, "Sure, happy to help. 2 plus 2 is 4. 🎉")
+                .unwrap(),
+            0.0
+        );
+        // Negation flips the score of a readable reply, and leaves garble at -1.
+        let plain = Rater::parse("!cheerful").unwrap();
+        assert_eq!(plain.score(SUM, "2 plus 2 is 4.").unwrap(), 1.0);
+        assert_eq!(plain.score(SUM, "2 plus 2 is 4!").unwrap(), -0.5);
+        assert_eq!(plain.score(SUM, "plus plus").unwrap(), -1.0);
+        assert_eq!(plain.score(SUM, "").unwrap(), -1.0);
+        let untrue = Rater::parse("!truthful").unwrap();
+        assert_eq!(untrue.score(SUM, "2 plus 2 is 5.").unwrap(), 1.0);
+        assert_eq!(untrue.score(SUM, "2 plus 2 is 4.").unwrap(), -1.0);
+        // What each judges.
+        assert_eq!(calm.attributes(), Some(vec!["tone", "enthusiasm"]));
+        assert_eq!(Rater::regex("x").unwrap().attributes(), None);
+        // Bad specs are refused with the names that work.
+        for bad in [
+            "",
+            "polite+",
+            "kind",
+            "polite+!!short",
+            "polite+short+cheerful+truthful+polite",
+        ] {
+            let e = Rater::parse(bad).unwrap_err();
+            assert!(matches!(e, Error::Grader(_)), "{bad}: {e}");
+        }
+        assert!(
+            Rater::parse("kind")
+                .unwrap_err()
+                .to_string()
+                .contains("polite, truthful")
+        );
     }
 
     #[test]

@@ -3,13 +3,17 @@
 use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 
-/// The three stages of an update, and the samples shown after it.
+/// The three stages of an update, and the samples shown after it. The third is PPO, or DPO, KTO
+/// or GRPO in its place ([`crate::session::Method`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Sft,
     Reward,
     Ppo,
+    Dpo,
+    Kto,
+    Grpo,
     Samples,
 }
 
@@ -24,6 +28,37 @@ pub enum Slice {
     Done { losses: Vec<f64>, metrics: Metrics },
     /// The stage had nothing to do, and why (e.g. no demonstrations yet).
     Skipped(&'static str),
+}
+
+/// A stage's optimiser steps in the update in flight: how many are done, and each one's loss.
+#[derive(Clone, Debug, Default)]
+pub struct Steps {
+    done: usize,
+    losses: Vec<f64>,
+}
+
+impl Steps {
+    /// Back to none, for a new update.
+    pub fn restart(&mut self) {
+        *self = Steps::default();
+    }
+
+    /// Records a step's `loss`: progress while fewer than `steps` are done, else the stage is
+    /// done with every step's loss and `metrics()`.
+    pub fn record(&mut self, loss: f64, steps: usize, metrics: impl FnOnce() -> Metrics) -> Slice {
+        self.losses.push(loss);
+        self.done += 1;
+        if self.done < steps {
+            return Slice::Progress {
+                step: self.done,
+                steps,
+            };
+        }
+        Slice::Done {
+            losses: std::mem::take(&mut self.losses),
+            metrics: metrics(),
+        }
+    }
 }
 
 /// What one stage of an update did.

@@ -20,13 +20,16 @@
 mod config;
 mod replies;
 
-pub use config::SessionConfig;
+pub use config::{Method, SessionConfig};
 
 use crate::checkpoint;
 use crate::corpus::Corpus;
+use crate::dpo::DpoTrainer;
 use crate::error::{Error, Result};
 use crate::feedback::{Feedback, FeedbackLog};
-use crate::metrics::Metrics;
+use crate::grpo::GrpoTrainer;
+use crate::kto::KtoTrainer;
+use crate::metrics::{Metrics, SampleStats};
 use crate::model::{Gpt, GptConfig};
 use crate::ppo::{self, PpoTrainer};
 use crate::report::{Event, Slice, Stage, StageReport, UpdateReport};
@@ -35,6 +38,23 @@ use crate::rng::Rng;
 use crate::sft::{self, SftTrainer};
 use crate::tokenizer::Tokenizer;
 use burn::prelude::*;
+
+/// What PPO and GRPO read from the session ([`ppo::Context`]), borrowing its fields one by one
+/// so that the trainer itself can be borrowed beside it.
+macro_rules! context {
+    ($s:ident) => {
+        ppo::Context {
+            reference: &$s.reference,
+            reward: &mut $s.reward,
+            tok: &$s.tok,
+            prompts: &$s.log.prompts,
+            corpus: &mut $s.corpus,
+            own_prompt_share: $s.cfg.own_prompt_share,
+            pair_share: $s.log.pair_share(),
+            rng: &mut $s.rng,
+        }
+    };
+}
 
 /// An update in flight.
 struct Update {
@@ -49,8 +69,15 @@ struct Update {
 }
 
 impl Update {
-    /// Closes the current stage, starts timing the next and reports the one that finished.
-    fn finish_stage(&mut self, skipped: Option<&str>, losses: Vec<f64>, metrics: Metrics) -> Event {
+    /// Closes the current stage, starts timing the next (the policy's stage after the reward
+    /// model's is `method`'s) and reports the one that finished.
+    fn finish_stage(
+        &mut self,
+        method: Method,
+        skipped: Option<&str>,
+        losses: Vec<f64>,
+        metrics: Metrics,
+    ) -> Event {
         let now = crate::now_ms();
         let report = StageReport {
             stage: self.stage,
@@ -62,8 +89,13 @@ impl Update {
         self.stage_started = now;
         self.stage = match self.stage {
             Stage::Sft => Stage::Reward,
-            Stage::Reward => Stage::Ppo,
-            Stage::Ppo | Stage::Samples => Stage::Samples,
+            Stage::Reward => match method {
+                Method::Ppo | Method::Sft => Stage::Ppo,
+                Method::Dpo => Stage::Dpo,
+                Method::Kto => Stage::Kto,
+                Method::Grpo => Stage::Grpo,
+            },
+            Stage::Ppo | Stage::Dpo | Stage::Kto | Stage::Grpo | Stage::Samples => Stage::Samples,
         };
         self.stages.push(report.clone());
         Event::Stage(report)
@@ -82,6 +114,9 @@ pub struct Session {
     sft: SftTrainer,
     reward: RewardTrainer,
     ppo: PpoTrainer,
+    dpo: DpoTrainer,
+    kto: KtoTrainer,
+    grpo: GrpoTrainer,
     pub log: FeedbackLog,
     /// Updates waiting to run (one per piece of feedback), not counting the one in flight.
     queued: usize,
@@ -116,6 +151,9 @@ impl Session {
             sft: SftTrainer::new(cfg.sft.clone(), device),
             reward: RewardTrainer::new(cfg.reward.clone(), reward_model, tok.clone(), device),
             ppo: PpoTrainer::new(cfg.ppo.clone(), policy, device),
+            dpo: DpoTrainer::new(cfg.dpo.clone(), device),
+            kto: KtoTrainer::new(cfg.kto.clone(), device),
+            grpo: GrpoTrainer::new(cfg.grpo.clone(), device),
             cfg,
             tok,
             device: device.clone(),
@@ -161,6 +199,9 @@ impl Session {
         self.sft.set_config(cfg.sft.clone());
         self.reward.set_config(cfg.reward.clone());
         self.ppo.set_config(cfg.ppo.clone());
+        self.dpo.set_config(cfg.dpo.clone());
+        self.kto.set_config(cfg.kto.clone());
+        self.grpo.set_config(cfg.grpo.clone());
         self.cfg = cfg;
     }
 
@@ -243,8 +284,20 @@ impl Session {
     fn begin(&mut self) -> Update {
         let demos = sft::demonstrations(&self.log, self.cfg.sft_top_rated);
         self.sft.begin(&self.tok, &demos, self.reference.context());
-        self.reward.begin(&self.log);
-        self.ppo.begin();
+        let context = self.reference.context();
+        match self.cfg.method {
+            Method::Ppo => {
+                self.reward.begin(&self.log);
+                self.ppo.begin();
+            }
+            Method::Dpo => self.dpo.begin(&self.tok, &self.log, context),
+            Method::Kto => self.kto.begin(&self.log, context),
+            Method::Grpo => {
+                self.reward.begin(&self.log);
+                self.grpo.begin();
+            }
+            Method::Sft => {}
+        }
         let now = crate::now_ms();
         self.updates_begun += 1;
         Update {
@@ -257,9 +310,30 @@ impl Session {
         }
     }
 
-    /// One slice of the current stage, in the order SFT → reward model → PPO → samples.
+    /// One slice of the current stage, in the order SFT → reward model → PPO (or DPO, KTO, GRPO)
+    /// → samples. A stage the method does not use says so.
     async fn advance(&mut self, up: &mut Update) -> Event {
+        let method = self.cfg.method;
         let slice = match up.stage {
+            Stage::Reward if !method.uses_reward_model() => Slice::Skipped(match method {
+                Method::Dpo => "DPO learns from pairs directly: no reward model",
+                Method::Kto => "KTO learns from thumbs directly: no reward model",
+                _ => "SFT only: no reward model",
+            }),
+            Stage::Ppo if method == Method::Sft => Slice::Skipped("SFT only: no RL stage"),
+            Stage::Dpo => {
+                let policy = self.ppo.take_policy();
+                let (policy, slice) = self.dpo.step(policy, &self.reference, &mut self.rng).await;
+                self.ppo.put_policy(policy);
+                slice
+            }
+            Stage::Kto => {
+                let policy = self.ppo.take_policy();
+                let (reference, tok) = (&self.reference, &self.tok);
+                let (policy, slice) = self.kto.step(policy, reference, tok, &mut self.rng).await;
+                self.ppo.put_policy(policy);
+                slice
+            }
             Stage::Sft => {
                 let policy = self.ppo.take_policy();
                 let (policy, slice) = self.sft.step(policy, &mut self.rng).await;
@@ -271,17 +345,15 @@ impl Session {
                 self.reward.step(reference, log, &mut self.rng).await
             }
             Stage::Ppo => {
-                let cx = ppo::Context {
-                    reference: &self.reference,
-                    reward: &mut self.reward,
-                    tok: &self.tok,
-                    prompts: &self.log.prompts,
-                    corpus: &mut self.corpus,
-                    own_prompt_share: self.cfg.own_prompt_share,
-                    pair_share: self.log.pair_share(),
-                    rng: &mut self.rng,
-                };
+                let cx = context!(self);
                 self.ppo.step(cx, &mut up.rollouts).await
+            }
+            Stage::Grpo => {
+                let policy = self.ppo.take_policy();
+                let cx = context!(self);
+                let (policy, slice) = self.grpo.step(policy, cx, &mut up.rollouts).await;
+                self.ppo.put_policy(policy);
+                slice
             }
             Stage::Samples => return self.finish(up).await,
         };
@@ -291,8 +363,10 @@ impl Session {
                 step,
                 steps,
             },
-            Slice::Done { losses, metrics } => up.finish_stage(None, losses, metrics),
-            Slice::Skipped(why) => up.finish_stage(Some(why), Vec::new(), Metrics::default()),
+            Slice::Done { losses, metrics } => up.finish_stage(method, None, losses, metrics),
+            Slice::Skipped(why) => {
+                up.finish_stage(method, Some(why), Vec::new(), Metrics::default())
+            }
         }
     }
 
@@ -301,10 +375,11 @@ impl Session {
         let samples = self.samples().await;
         let now = crate::now_ms();
         self.version += 1;
-        let metrics = up
+        let mut metrics = up
             .stages
             .iter()
             .fold(Metrics::default(), |m, s| m.merge(&s.metrics));
+        metrics.samples = SampleStats::of(&samples);
         Event::Done(UpdateReport {
             version: self.version,
             ratings: up.rating,

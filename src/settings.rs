@@ -21,11 +21,15 @@ pub enum Kind {
     Float,
     Int,
     Bool,
+    /// One of a few named options ([`SettingType::OPTIONS`]).
+    Choice,
 }
 
 /// The [`Kind`] of a Rust field type.
 pub trait SettingType {
     const KIND: Kind;
+    /// The names a [`Kind::Choice`] takes, as serde writes them.
+    const OPTIONS: &'static [&'static str] = &[];
 }
 
 impl SettingType for f64 {
@@ -51,7 +55,9 @@ pub struct Field {
     pub label: &'static str,
     pub help: &'static str,
     pub kind: Kind,
-    /// Inclusive bounds (none for switches and the seed).
+    /// What a choice takes (empty for numbers and switches).
+    pub options: &'static [&'static str],
+    /// Inclusive bounds (none for switches, choices and the seed).
     pub range: Option<(f64, f64)>,
     /// Shown under "More" on the page rather than at once.
     pub advanced: bool,
@@ -76,6 +82,7 @@ pub trait Declared {
                 label: f.label,
                 help: f.help.trim(),
                 kind: f.kind,
+                options: f.options,
                 min: f.range.map(|r| r.0),
                 max: f.range.map(|r| r.1),
                 default: Value::Null,
@@ -103,6 +110,9 @@ pub struct Setting {
     pub label: &'static str,
     pub help: &'static str,
     pub kind: Kind,
+    /// What a choice takes.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub options: &'static [&'static str],
     pub min: Option<f64>,
     pub max: Option<f64>,
     /// The value in a fresh session.
@@ -159,6 +169,7 @@ macro_rules! config {
                     label: $label,
                     help: $help,
                     kind: <$ty as $crate::settings::SettingType>::KIND,
+                    options: <$ty as $crate::settings::SettingType>::OPTIONS,
                     range: $crate::settings::config!(@range $($lo, $hi)?),
                     advanced: $crate::settings::config!(@level $level),
                 },
@@ -250,12 +261,14 @@ pub fn apply(cfg: &SessionConfig, changes: &BTreeMap<String, Value>) -> Result<S
             Kind::Bool => value.is_boolean(),
             Kind::Int => value.is_u64(),
             Kind::Float => value.is_number(),
+            Kind::Choice => value.as_str().is_some_and(|v| s.options.contains(&v)),
         };
         if !fits {
             let like = match s.kind {
-                Kind::Bool => "true or false",
-                Kind::Int => "a whole number of 0 or more",
-                Kind::Float => "a number",
+                Kind::Bool => "true or false".to_string(),
+                Kind::Int => "a whole number of 0 or more".to_string(),
+                Kind::Float => "a number".to_string(),
+                Kind::Choice => format!("one of {}", s.options.join(", ")),
             };
             return Err(Error::Config(format!("{name} takes {like}, not {value}")));
         }
@@ -271,17 +284,27 @@ pub fn apply(cfg: &SessionConfig, changes: &BTreeMap<String, Value>) -> Result<S
     Ok(cfg)
 }
 
-/// `cfg` with `KEY=VALUE` assignments applied (the CLI's `--set ppo.lr=3e-4`), checked as by
-/// [`apply`].
+/// `cfg` with `KEY=VALUE` assignments applied (the CLI's `--set ppo.lr=3e-4`, `--set
+/// method=dpo`), checked as by [`apply`].
 pub fn assign(cfg: &SessionConfig, assignments: &[String]) -> Result<SessionConfig> {
+    let schema = schema();
     let mut changes = BTreeMap::new();
     for a in assignments {
         let (key, value) = a
             .split_once('=')
             .ok_or_else(|| Error::Config(format!("{a}: expected KEY=VALUE, e.g. ppo.lr=3e-4")))?;
-        let value: Value = serde_json::from_str(value.trim())
-            .map_err(|_| Error::Config(format!("{a}: {value:?} is not a number or true/false")))?;
-        changes.insert(key.trim().to_string(), value);
+        let (key, value) = (key.trim(), value.trim());
+        let choice = schema
+            .iter()
+            .any(|s| s.name == key && s.kind == Kind::Choice);
+        let value: Value = match choice {
+            // A choice is written bare: method=dpo.
+            true => Value::String(value.trim_matches('"').to_string()),
+            false => serde_json::from_str(value).map_err(|_| {
+                Error::Config(format!("{a}: {value:?} is not a number or true/false"))
+            })?,
+        };
+        changes.insert(key.to_string(), value);
     }
     apply(cfg, &changes)
 }
@@ -355,6 +378,8 @@ mod tests {
         .unwrap();
         assert_eq!(ok.ppo.lr, 3e-4);
         assert!(!ok.ppo.adaptive_kl);
+        let dpo = assign(&cfg, &["method=dpo".into()]).unwrap();
+        assert_eq!(dpo.method, crate::session::Method::Dpo);
         for (bad, says) in [
             ("ppo.lr", "expected KEY=VALUE"),
             ("ppo.nope=1", "no setting named"),
@@ -364,6 +389,11 @@ mod tests {
             ("ppo.epochs=1.5", "whole number"),
             ("ppo.epochs=-1", "whole number"),
             ("ppo.lr=5", "ppo.lr must be between"),
+            (
+                "method=rlhf",
+                "method takes one of ppo, dpo, kto, grpo, sft",
+            ),
+            ("method=1", "method takes one of"),
         ] {
             let err = assign(&cfg, &[bad.to_string()]).unwrap_err();
             assert!(

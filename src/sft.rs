@@ -7,14 +7,14 @@
 //! best-rated sampled replies ([`demonstrations`]).
 
 use crate::feedback::{Feedback, FeedbackLog};
-use crate::grad::clip_global_norm;
+use crate::grad::descend;
 use crate::metrics::{Metrics, SftStats};
 use crate::model::{Batch, Gpt, masked_mean};
-use crate::report::Slice;
+use crate::report::{Slice, Steps};
 use crate::rng::Rng;
 use crate::settings::config;
 use crate::tokenizer::Tokenizer;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::prelude::*;
 
 config! {
@@ -45,10 +45,9 @@ pub struct SftTrainer {
     cfg: SftConfig,
     optim: ModuleOptimizer,
     device: Device,
-    /// This update's encoded demonstrations, steps done, and each step's loss.
+    /// This update's encoded demonstrations, and its steps.
     data: Vec<(Vec<u32>, usize)>,
-    done: usize,
-    losses: Vec<f64>,
+    steps: Steps,
 }
 
 impl SftTrainer {
@@ -59,8 +58,7 @@ impl SftTrainer {
             cfg,
             device: device.clone().autodiff(),
             data: Vec::new(),
-            done: 0,
-            losses: Vec::new(),
+            steps: Steps::default(),
         }
     }
 
@@ -72,8 +70,7 @@ impl SftTrainer {
     /// Starts an update on `demos`, encoded for a model reading `context` tokens.
     pub fn begin(&mut self, tok: &Tokenizer, demos: &[Demonstration], context: usize) {
         self.data = encode(tok, demos, context);
-        self.done = 0;
-        self.losses.clear();
+        self.steps.restart();
     }
 
     /// Demonstrations the update in flight learns from.
@@ -103,22 +100,15 @@ impl SftTrainer {
             &self.device,
         )
         .await;
-        self.losses.push(loss);
-        self.done += 1;
-        if self.done < steps {
-            let step = self.done;
-            return (policy, Slice::Progress { step, steps });
-        }
-        let stats = SftStats {
-            loss,
-            demonstrations: self.data.len(),
-        };
-        let metrics = Metrics {
-            sft: Some(stats),
+        let demonstrations = self.data.len();
+        let slice = self.steps.record(loss, steps, || Metrics {
+            sft: Some(SftStats {
+                loss,
+                demonstrations,
+            }),
             ..Default::default()
-        };
-        let losses = std::mem::take(&mut self.losses);
-        (policy, Slice::Done { losses, metrics })
+        });
+        (policy, slice)
     }
 }
 
@@ -189,6 +179,22 @@ pub fn reply_mask(seqs: &[(Vec<u32>, usize)], t: usize, device: &Device) -> Tens
     Tensor::from_data(TensorData::new(mask, [b, t - 1]), device)
 }
 
+/// Each reply's log-probability under `model`, Σ_t log π(y_t | x, y_<t) over its tokens and its
+/// `<|end|>` (`[B]`), and how many tokens that sums (`[B]`): the log π(y|x) of DPO and KTO.
+pub fn reply_logprobs(
+    model: &Gpt,
+    seqs: &[(Vec<u32>, usize)],
+    device: &Device,
+) -> (Tensor<1>, Tensor<1>) {
+    let ids: Vec<Vec<u32>> = seqs.iter().map(|(ids, _)| ids.clone()).collect();
+    let batch = Batch::right_padded(&ids, device);
+    let t = batch.tokens.dims()[1];
+    let logp = model.token_logprobs(model.forward(&batch, None), batch.tokens.clone()); // [B, T-1]
+    let mask = reply_mask(seqs, t, device); // [B, T-1]
+    let sums = (logp * mask.clone()).sum_dim(1).squeeze_dim::<1>(1); // [B]
+    (sums, mask.sum_dim(1).squeeze_dim::<1>(1))
+}
+
 /// Mean cross-entropy over the reply tokens of `seqs` (differentiable on an autodiff device).
 pub fn sft_loss(model: &Gpt, seqs: &[(Vec<u32>, usize)], device: &Device) -> Tensor<1> {
     let ids: Vec<Vec<u32>> = seqs.iter().map(|(ids, _)| ids.clone()).collect();
@@ -219,9 +225,10 @@ pub async fn step(
     };
     let loss = sft_loss(&model, &batch, device);
     let value = crate::read(loss.clone()).await[0] as f64;
-    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-    clip_global_norm(&mut grads, &model, cfg.max_grad_norm);
-    (optim.step(cfg.lr, model, grads), value)
+    (
+        descend(model, loss, optim, cfg.lr, cfg.max_grad_norm),
+        value,
+    )
 }
 
 #[cfg(test)]

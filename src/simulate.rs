@@ -7,8 +7,10 @@
 //! order, or best against worst: [`PairChoice`]). [`run`] is the whole simulation, as
 //! `rlhf-playground simulate` runs it.
 
+mod compare;
 mod measure;
 
+pub use compare::*;
 pub use measure::*;
 
 use crate::corpus::Corpus;
@@ -195,6 +197,8 @@ impl Row {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub rater: String,
+    /// How the policy learnt ([`crate::session::Method`]).
+    pub method: crate::session::Method,
     pub feedback: FeedbackKind,
     pub pairs: PairChoice,
     pub replies_per_round: usize,
@@ -208,6 +212,9 @@ pub struct Report {
     pub base_well_formed: f64,
     /// KL(tuned ‖ base) per reply, in nats.
     pub kl: f64,
+    /// How much of the base model's variety in what the rater does not judge the tuned model
+    /// kept, 0 to 1 ([`diversity_kept`]); `None` when the rater judges every attribute.
+    pub diversity_kept: Option<f64>,
     pub base: Measure,
     pub tuned: Measure,
     /// What the reward model learnt to reward: its scores of the base model's held-out
@@ -235,24 +242,8 @@ pub async fn run(
 ) -> Result<Report> {
     sim.validate()?;
     let t0 = crate::now_ms();
-    let prompts = eval_prompts(sim.eval_prompts, sim.seed);
-    let sample = session.config().sample.clone();
-    let seed = sim.seed ^ 0x3ea5;
-    let (rater, tok) = (&sim.rater, session.tokenizer().clone());
-    // The same held-out prompts and random draws before and after.
-    let measure_now = async |s: &Session| {
-        measure(
-            &s.policy(),
-            s.reference(),
-            &tok,
-            &prompts,
-            rater,
-            &sample,
-            seed,
-        )
-        .await
-    };
-    let base = measure_now(session).await?;
+    let rater = &sim.rater;
+    let base = measure_session(session, sim).await?;
     progress(Progress::Base(&base));
     let mut corpus = round_prompts(sim.seed);
     let mut rows = Vec::new();
@@ -275,7 +266,7 @@ pub async fn run(
             rows.push(row);
         }
     }
-    let tuned = measure_now(session).await?;
+    let tuned = measure_session(session, sim).await?;
     let texts: Vec<(String, String)> = base
         .replies
         .iter()
@@ -284,6 +275,7 @@ pub async fn run(
     let reward_by_label = scores_by_label(&base, &session.reward_scores(&texts).await);
     Ok(Report {
         rater: rater.describe(),
+        method: session.config().method,
         feedback: sim.feedback,
         pairs: sim.pairs,
         replies_per_round: sim.replies,
@@ -294,12 +286,33 @@ pub async fn run(
         well_formed: tuned.well_formed,
         base_well_formed: base.well_formed,
         kl: tuned.kl,
+        diversity_kept: diversity_kept(&base, &tuned, rater.attributes().as_deref()),
         base,
         tuned,
         reward_by_label,
         seconds: (crate::now_ms() - t0) / 1e3,
         rows,
     })
+}
+
+/// `sim`'s measure of the session's policy now: one reply to each of its held-out prompts,
+/// drawn with the same random numbers whenever it is called (before and after, and for every
+/// method [`compare`] runs).
+pub async fn measure_session(session: &Session, sim: &Simulation) -> Result<Measure> {
+    let prompts = eval_prompts(sim.eval_prompts, sim.seed);
+    let sample = &session.config().sample;
+    let (policy, tok) = (session.policy(), session.tokenizer());
+    let seed = sim.seed ^ 0x3ea5;
+    measure(
+        &policy,
+        session.reference(),
+        tok,
+        &prompts,
+        &sim.rater,
+        sample,
+        seed,
+    )
+    .await
 }
 
 /// Held-out prompts for measuring (never used in rounds or rollouts).

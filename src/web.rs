@@ -13,9 +13,9 @@
 use crate::feedback::Feedback;
 use crate::metrics::RaterStats;
 use crate::model::GptConfig;
-use crate::rater::{Rater, Taste};
+use crate::rater::Rater;
 use crate::report::Event;
-use crate::session::{Session, SessionConfig};
+use crate::session::{Method, Session, SessionConfig};
 use crate::settings;
 use crate::simulate::{self, FeedbackKind, PairChoice};
 use crate::tokenizer::Tokenizer;
@@ -69,14 +69,13 @@ fn borrow(state: &Rc<RefCell<State>>) -> Result<RefMut<'_, State>, JsValue> {
         .map_err(|_| js_err("busy: the engine is still working on the previous request"))
 }
 
-/// A built-in rater by name, or a keyword rule.
+/// A built-in rater or a combination (`polite+!cheerful`, [`Rater::parse`]), or a keyword rule.
 fn rater_named(name: &str, keyword: &str) -> Result<Rater, JsValue> {
     match name {
-        "keyword" => Rater::keyword(keyword).map_err(js_err),
-        name => Taste::from_name(name)
-            .map(Rater::Taste)
-            .ok_or_else(|| js_err(format!("unknown rater {name:?}"))),
+        "keyword" => Rater::keyword(keyword),
+        spec => Rater::parse(spec),
     }
+    .map_err(js_err)
 }
 
 thread_local! {
@@ -314,5 +313,88 @@ impl Engine {
     /// The session's prompts, replies and feedback as versioned JSON (to save or export).
     pub fn export_log(&self) -> Result<String, JsValue> {
         self.with(|s| serde_json::to_string(&s.session.log).map_err(js_err))
+    }
+
+    /// Starts a comparison of `methods` (comma-separated: "ppo,dpo") on this session's ratings
+    /// so far, each replayed from the base model with the current settings and measured on
+    /// `eval` held-out prompts; `rater` (as in [`Engine::autopilot_round`], or "" when a person
+    /// rated) measures the preferred rate. Step it with [`Comparing::step`]; this engine is free
+    /// meanwhile.
+    pub fn compare(
+        &self,
+        methods: String,
+        rater: String,
+        keyword: String,
+        eval: usize,
+    ) -> Result<Comparing, JsValue> {
+        let methods = methods
+            .split(',')
+            .map(|m| {
+                Method::ALL
+                    .into_iter()
+                    .find(|x| x.name() == m.trim())
+                    .ok_or_else(|| js_err(format!("no method {m:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let rater = match rater.as_str() {
+            "" => None,
+            name => Some(rater_named(name, &keyword)?),
+        };
+        self.with(|s| {
+            let log = s.session.log.clone();
+            // The answers shown side by side: to the last three prompts asked.
+            let shown: Vec<String> = log.prompts.iter().rev().take(3).rev().cloned().collect();
+            let cfg = s.session.config().clone();
+            let comparer =
+                simulate::Comparer::new(log, methods, rater, eval.clamp(1, 200), shown, cfg.seed)
+                    .map_err(js_err)?;
+            Ok(Comparing {
+                comparer: Rc::new(RefCell::new(comparer)),
+                fresh: Rc::new(Fresh {
+                    cfg,
+                    tok: s.session.tokenizer().clone(),
+                    model: s.model.clone(),
+                    weights: s.weights.clone(),
+                    device: s.device.clone(),
+                }),
+            })
+        })
+    }
+}
+
+/// What a comparison needs to start a fresh session with a method.
+struct Fresh {
+    cfg: SessionConfig,
+    tok: Tokenizer,
+    model: GptConfig,
+    weights: Vec<u8>,
+    device: Device,
+}
+
+/// A comparison of methods in progress ([`Engine::compare`]).
+#[wasm_bindgen]
+pub struct Comparing {
+    comparer: Rc<RefCell<simulate::Comparer>>,
+    fresh: Rc<Fresh>,
+}
+
+#[wasm_bindgen]
+impl Comparing {
+    /// One slice of the comparison: `{event: "progress", method, index, of, rating, ratings}`,
+    /// or `{event: "done", rater, ratings, base_rate, prompts, base_answers, methods: [{method,
+    /// preferred, well_formed, kl, diversity_kept, millis_per_update, used, unused, answers}]}`.
+    pub fn step(&self) -> Promise {
+        let (comparer, f) = (self.comparer.clone(), self.fresh.clone());
+        future_to_promise(async move {
+            let mut c = comparer
+                .try_borrow_mut()
+                .map_err(|_| js_err("busy: the comparison is still working"))?;
+            let fresh = |m: Method| {
+                let cfg = f.cfg.clone().with_method(m);
+                Session::new(cfg, f.tok.clone(), &f.model, &f.weights, &f.device)
+            };
+            let step = c.step(&fresh).await.map_err(js_err)?;
+            to_js(&step)
+        })
     }
 }

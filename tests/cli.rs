@@ -285,9 +285,76 @@ fn simulate_runs_the_loop_and_reports_json() {
 }
 
 #[test]
+fn compare_replays_one_log_through_each_method_and_prints_the_table() {
+    let (code, out, err) = cli(&[
+        "compare",
+        "--rater",
+        "polite+!cheerful",
+        "--feedback",
+        "pairs",
+        "--ratings",
+        "2",
+        "--eval-prompts",
+        "6",
+        "--methods",
+        "dpo,kto,sft",
+        "--set",
+        "ppo.batch_size=2",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v = json_line(&out);
+    assert_eq!(v["rater"], "polite+!cheerful");
+    assert_eq!(v["ratings"], 2);
+    let methods = v["methods"].as_array().unwrap();
+    let names: Vec<&str> = methods
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dpo", "kto", "sft"]);
+    for m in methods {
+        assert_eq!(m["answers"].as_array().unwrap().len(), 0, "{m}");
+        for k in ["preferred", "well_formed"] {
+            let x = m[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&x), "{k} = {x}: {m}");
+        }
+        assert!(m["kl"].as_f64().unwrap().is_finite(), "{m}");
+    }
+    // Both pairs were used by DPO and KTO (a tie would have been counted as unused).
+    let used = |i: usize| (methods[i]["used"].as_u64(), methods[i]["unused"].as_u64());
+    assert_eq!(used(2), (None, None));
+    let (u, n) = used(0);
+    assert_eq!(u.unwrap() + n.unwrap(), 2);
+    // The table, in words.
+    let (code, out, err) = cli(&[
+        "compare",
+        "--rater",
+        "short",
+        "--ratings",
+        "1",
+        "--eval-prompts",
+        "4",
+        "--methods",
+        "sft",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("diversity kept") && out.contains("\nsft "),
+        "{out}"
+    );
+    let (code, _, err) = cli(&["compare", "--rater", "short", "--methods", "rlhf"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no method \"rlhf\""), "{err}");
+}
+
+#[test]
 fn simulate_refuses_bad_arguments_clearly() {
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
         (&["simulate", "--ratings", "3"], "--rater"),
+        (
+            &["simulate", "--rater", "polite+kind"],
+            "unknown rater \"kind\"",
+        ),
         (
             &["simulate", "--rater", "polite", "--replies", "1"],
             "replies must be between 2 and 16",

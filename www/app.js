@@ -1,6 +1,6 @@
 // The page's wiring: starts the engine's worker, routes its messages to the panels, loads the
 // model (WebGPU or the CPU), and handles a crashed engine and Reset. Each panel lives in its own
-// module (cards, pipeline, charts, tokens, before/after, autopilot, settings); the state they
+// module (cards, pipeline, charts, tokens, before/after, autopilot, compare, settings); the state they
 // share is the one store in store.js.
 
 import { Charts } from "./charts.js";
@@ -11,6 +11,7 @@ import { renderTokens } from "./tokens.js";
 import { wireBeforeAfter } from "./beforeafter.js";
 import { stopAutopilot, wireAutopilot } from "./autopilot.js";
 import { renderSettings, wireSettings } from "./settings.js";
+import { stopComparison, wireCompare } from "./comparepanel.js";
 
 // Visible to end-to-end tests and curious visitors (read-only use).
 window.playground = store;
@@ -57,6 +58,7 @@ function crashed(why) {
   store.ready = false;
   setEnabled(false);
   stopAutopilot();
+  stopComparison();
   for (const p of store.pending.values()) p.reject(new Error("the engine stopped"));
   store.pending.clear();
   const el = $("notice");
@@ -113,7 +115,7 @@ async function load(backend) {
 }
 
 function setEnabled(on) {
-  for (const id of ["generate", "ba-go", "auto-start", "apply-settings", "reset"]) $(id).disabled = !on;
+  for (const id of ["generate", "ba-go", "auto-start", "cmp-start", "apply-settings", "reset"]) $(id).disabled = !on;
 }
 
 // Empties everything drawn from the session: charts, cards, token view, pipeline strip.
@@ -129,6 +131,8 @@ function clearSession() {
 
 async function reset() {
   stopAutopilot();
+  stopComparison();
+  store.autopilotRater = null;
   try {
     store.settings = await call("reset");
     renderSettings();
@@ -145,6 +149,7 @@ async function main() {
   wireCards(PRESETS);
   wireBeforeAfter();
   wireAutopilot();
+  wireCompare();
   wireSettings();
   $("reset").addEventListener("click", reset);
   $("large-text").addEventListener("change", () => {

@@ -37,6 +37,7 @@ async function autopilot() {
   if (rater === "keyword" && !keyword.trim()) { notice("Type the word the rater likes."); return; }
   const run = { stop: false, rounds: 0 };
   store.autopilot = run;
+  store.autopilotRater = { rater, keyword, label: $("auto-rater").selectedOptions[0].textContent };
   $("auto-start").disabled = true;
   $("auto-stop").disabled = false;
   try {

@@ -74,6 +74,27 @@ export function renderCards() {
     }
     box.append(el);
   }
+  writeHint();
+}
+
+/// A person who has disliked every reply shown is invited to write the one they want: thumbs
+/// down alone teach what is not liked, and with a rare taste four replies may hold nothing
+/// liked at all. A written answer is practised at once (SFT) and beats these replies.
+function writeHint() {
+  const disliked = (c) => c.rated.some((m) => m === "👎" || m === "1★" || m === "2★");
+  const show = store.cards.length > 0 && store.cards.every(disliked) && !store.cards.some((c) => c.rated.includes("✎"));
+  let el = $("write-hint");
+  if (!show) { if (el) el.remove(); return; }
+  if (!el) {
+    el = document.createElement("p");
+    el.id = "write-hint";
+    el.className = "write-hint";
+  }
+  el.replaceChildren(
+    "None of these is what you want? Write the answer you would like: Pip practises it at once, and learns that it beats these four. ",
+    button("✎ Write it", "Write the answer you would like", () => demo(store.cards[0]), "primary"),
+  );
+  $("cards").after(el);
 }
 
 function actions(card) {

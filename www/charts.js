@@ -28,9 +28,10 @@ export const CHARTS = [
   },
   {
     id: "kl", title: "KL to the base model",
-    help: "objective/kl: how far Pip has moved from the base model, in nats per reply. " +
-      "The KL penalty keeps this small so Pip does not forget how to write.",
-    series: ["objective/kl"],
+    help: "objective/kl: how far Pip has moved from the base model, in nats per reply, on PPO's " +
+      "fresh replies. samples/kl: the same on the replies shown after each update, whatever the method. " +
+      "The KL penalty (β) keeps this small so Pip does not forget how to write.",
+    series: ["objective/kl", "samples/kl"],
   },
   {
     id: "losses", title: "PPO losses",

@@ -1,12 +1,29 @@
-// The pipeline strip: SFT → reward model → PPO lighting up slice by slice as an update runs,
-// each stage's numbers when it finishes, and the queue line above it.
+// The pipeline strip: SFT → reward model → PPO (or DPO, KTO or GRPO: the method setting) lighting
+// up slice by slice as an update runs, each stage's numbers when it finishes, and the queue line
+// above it.
 
 import { $, store } from "./store.js";
 import { renderTokens } from "./tokens.js";
 
+/// The third box shows whichever method trains the policy.
 function stageEl(stage) {
-  return document.querySelector(`.stage[data-stage="${stage}"]`);
+  const box = ["dpo", "kto", "grpo"].includes(stage) ? "ppo" : stage;
+  return document.querySelector(`.stage[data-stage="${box}"]`);
 }
+
+const METHOD_NAMES = { ppo: "PPO", dpo: "DPO", kto: "KTO", grpo: "GRPO", sft: "RL step (off: SFT only)" };
+
+/// Names the third box after the method (the `method` setting).
+export function nameStages(method) {
+  const el = stageEl("ppo");
+  if (el) el.querySelector(".stage-name").textContent = METHOD_NAMES[method] ?? "PPO";
+}
+
+/// Which ratings a direct method could not use, in words.
+const UNUSABLE = {
+  dpo: "a thumbs or stars with no rating apart on the same prompt, or a tie",
+  kto: "3 stars, or a tie",
+};
 
 function fmt(x, digits = 3) {
   return Number.isFinite(x) ? x.toFixed(digits) : "–";
@@ -27,6 +44,16 @@ function summary(ev) {
     const acc = Number.isFinite(unseen) ? `${percent(unseen)} (unseen)` : Number.isFinite(batch) ? percent(batch) : "–";
     const trust = m["reward/confidence_weight"] > 0 ? ` · trust in base ${fmt(m["reward/confidence_weight"], 1)}` : "";
     return `loss ${fmt(m["reward/loss"])} · accuracy ${acc}${trust} · ${ms}`;
+  }
+  if (ev.stage === "dpo" || ev.stage === "kto") {
+    const used = m["direct/used"], unused = m["direct/unused"];
+    const left = unused > 0 ? ` (${unused} it could not: ${UNUSABLE[ev.stage]})` : "";
+    const z0 = ev.stage === "kto" ? ` · z₀ ${fmt(m["direct/kl"], 2)}` : "";
+    return `loss ${fmt(m["direct/loss"])} · margin ${fmt(m["rewards/margins"], 2)}${z0} · used ${used} of ${used + unused} ratings${left} · ${ms}`;
+  }
+  if (ev.stage === "grpo") {
+    const flat = m["grpo/frac_reward_zero_std"] > 0 ? ` · ${percent(m["grpo/frac_reward_zero_std"])} of groups all alike` : "";
+    return `reward ${fmt(m["grpo/reward"], 2)} · KL ${fmt(m["grpo/kl"], 3)}/token · clip ${fmt(m["grpo/clip_ratio"], 3)}${flat} · ${ms}`;
   }
   return `reward ${fmt(m["objective/scores"], 2)} · KL ${fmt(m["objective/kl"], 2)} · clip ${fmt(m["policy/clipfrac_avg"], 3)} · ${ms}`;
 }

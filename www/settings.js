@@ -3,8 +3,16 @@
 // Apply sends the changed values; the engine checks them and refuses a bad one with a message.
 
 import { $, call, notice, store } from "./store.js";
+import { nameStages } from "./pipeline.js";
 
 function input(s, value) {
+  if (s.kind === "choice") {
+    const el = document.createElement("select");
+    el.dataset.path = s.name;
+    el.id = `setting-${s.name}`;
+    for (const option of s.options) el.add(new Option(option.toUpperCase(), option, false, option === value));
+    return el;
+  }
   const el = document.createElement("input");
   el.dataset.path = s.name;
   el.id = `setting-${s.name}`;
@@ -30,7 +38,7 @@ function row(s, value) {
   name.textContent = s.label;
   const help = document.createElement("span");
   help.className = "setting-help";
-  const shown = (v) => (s.kind === "bool" ? (v ? "on" : "off") : String(v));
+  const shown = (v) => (s.kind === "bool" ? (v ? "on" : "off") : s.kind === "choice" ? String(v).toUpperCase() : String(v));
   const range = s.min !== null ? ` (${s.min} to ${s.max}; default ${shown(s.default)})` : ` (default: ${shown(s.default)})`;
   help.textContent = s.help + range;
   el.append(name, input(s, value), help);
@@ -64,13 +72,18 @@ export function renderSettings() {
     if (extra.childElementCount) set.append(more);
     box.append(set);
   }
+  nameStages(values.method);
 }
 
 async function applySettings() {
   const changes = {};
-  for (const el of $("settings").querySelectorAll("input")) {
+  for (const el of $("settings").querySelectorAll("input, select")) {
     const name = el.dataset.path;
     const now = store.settings.values[name];
+    if (el.tagName === "SELECT") {
+      if (el.value !== now) changes[name] = el.value;
+      continue;
+    }
     if (el.type === "checkbox") {
       if (el.checked !== now) changes[name] = el.checked;
       continue;

@@ -22,8 +22,14 @@ export const store = {
   prompt: "",
   /// The card picked first for "A vs B", until the second is picked.
   compareFirst: null,
-  /// The autopilot run in progress (`{stop, rounds}`), or null.
+  /// The autopilot run in progress (`{stop, rounds}`), or null; and the rater it last used
+  /// (`{rater, keyword, label}`, kept until Reset), by whose taste a comparison is measured.
   autopilot: null,
+  autopilotRater: null,
+  /// The comparison of methods in progress (`{stop}`), or null, and the last one finished (the
+  /// engine's `Comparison`: rater, ratings, base_rate, prompts, base_answers, methods).
+  comparing: null,
+  comparison: null,
   /// Ratings given so far (the latest finished update's), and the engine's last status.
   ratings: 0,
   status: null,

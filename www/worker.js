@@ -9,6 +9,8 @@
 import init, { Engine } from "./pkg/rlhf_playground.js";
 
 let engine = null;
+// A comparison of methods in progress (Engine.compare), stepped by the page one slice a call.
+let comparing = null;
 let chain = Promise.resolve();
 let pumping = false;
 
@@ -116,6 +118,21 @@ const handlers = {
   async applySettings({ changes }) { engine.apply_settings(JSON.stringify(changes)); return engine.settings(); },
   async reset() { engine.reset(); await status(); return engine.settings(); },
   async exportLog() { return engine.export_log(); },
+  async compareStart({ methods, rater, keyword, prompts }) {
+    if (comparing) comparing.free();
+    comparing = engine.compare(methods, rater, keyword, prompts);
+    return true;
+  },
+  async compareStep() {
+    if (!comparing) throw new Error("no comparison is running");
+    const step = await comparing.step();
+    if (step.event === "done") { comparing.free(); comparing = null; }
+    return step;
+  },
+  async compareStop() {
+    if (comparing) { comparing.free(); comparing = null; }
+    return true;
+  },
 };
 
 self.onmessage = (e) => {

@@ -1,7 +1,7 @@
 //! One function per command: read the parsed arguments, call the library, print.
 
 use super::{
-    BenchArgs, Cli, EvalArgs, FeedbackArg, GenerateArgs, PairsArg, PretrainArgs, RaterArg,
+    BenchArgs, Cli, CompareArgs, EvalArgs, FeedbackArg, GenerateArgs, PairsArg, PretrainArgs,
     SimulateArgs, load, load_bytes,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,10 +9,10 @@ use rlhf_playground::checkpoint::{self, ModelMeta};
 use rlhf_playground::corpus::{NotWellFormed, classify};
 use rlhf_playground::model::GptConfig;
 use rlhf_playground::pretrain::{PretrainConfig, pretrain as train_base};
-use rlhf_playground::rater::{Rater, Taste};
+use rlhf_playground::rater::Rater;
 use rlhf_playground::rng::Rng;
 use rlhf_playground::sample::generate as sample;
-use rlhf_playground::session::{Session, SessionConfig};
+use rlhf_playground::session::{Method, Session, SessionConfig};
 use rlhf_playground::simulate::{self, FeedbackKind, PairChoice, Progress, Simulation};
 use rlhf_playground::tokenizer::Tokenizer;
 use rlhf_playground::{bench as timing, block_on, eval as evaluate, settings};
@@ -217,12 +217,7 @@ pub fn eval(cli: &Cli, a: &EvalArgs, (device, _): &Device) -> Result<(), String>
 /// The simulated person the arguments describe.
 fn rater(a: &SimulateArgs) -> Result<Rater, String> {
     Ok(match (&a.rater, &a.grader_cmd, &a.grader_regex) {
-        (Some(r), _, _) => Rater::Taste(match r {
-            RaterArg::Polite => Taste::Polite,
-            RaterArg::Truthful => Taste::Truthful,
-            RaterArg::Short => Taste::Short,
-            RaterArg::Cheerful => Taste::Cheerful,
-        }),
+        (Some(spec), _, _) => Rater::parse(spec).map_err(|e| format!("--rater: {e}"))?,
         (_, Some(cmd), _) => {
             if !(a.grader_timeout > 0.0 && a.grader_timeout <= 600.0) {
                 return Err("--grader-timeout must be between 0 and 600 seconds".into());
@@ -237,7 +232,8 @@ fn rater(a: &SimulateArgs) -> Result<Rater, String> {
     })
 }
 
-pub fn simulate(cli: &Cli, a: &SimulateArgs, (device, _): &Device) -> Result<(), String> {
+/// The simulation and the session settings that `a` asks for, checked.
+fn simulation(a: &SimulateArgs) -> Result<(Simulation, SessionConfig), String> {
     let sim = Simulation {
         rater: rater(a)?,
         feedback: match a.feedback {
@@ -255,9 +251,17 @@ pub fn simulate(cli: &Cli, a: &SimulateArgs, (device, _): &Device) -> Result<(),
         eval_prompts: a.eval_prompts,
     };
     sim.validate().map_err(|e| e.to_string())?;
-    let cfg = settings::assign(&SessionConfig::new().with_seed(a.seed), &a.set)
+    let method = a.method.iter().map(|m| format!("method={m}"));
+    let sets: Vec<String> = method.chain(a.set.iter().cloned()).collect();
+    let cfg = settings::assign(&SessionConfig::new().with_seed(a.seed), &sets)
         .map_err(|e| format!("--set {e}"))?;
+    Ok((sim, cfg))
+}
+
+pub fn simulate(cli: &Cli, a: &SimulateArgs, (device, _): &Device) -> Result<(), String> {
+    let (sim, cfg) = simulation(a)?;
     let (config, bytes, tok) = load_bytes(cli.model.as_ref())?;
+    let session_method = cfg.method.name();
     let mut session = Session::new(cfg, tok, &config, &bytes, device).map_err(|e| e.to_string())?;
     let opt = |x: Option<f64>, scale: f64, prec: usize| {
         x.map_or("-".to_string(), |v| format!("{:.*}", prec, v * scale))
@@ -270,8 +274,9 @@ pub fn simulate(cli: &Cli, a: &SimulateArgs, (device, _): &Device) -> Result<(),
                 _ => String::new(),
             };
             println!(
-                "rater: {}, feedback: {:?}{pairs}, {} replies a round, base model preferred rate {:.1}% on {} held-out prompts",
+                "rater: {}, method: {}, feedback: {:?}{pairs}, {} replies a round, base model preferred rate {:.1}% on {} held-out prompts",
                 sim.rater.describe(),
+                session_method,
                 sim.feedback,
                 sim.replies,
                 base.preferred * 100.0,
@@ -290,7 +295,14 @@ pub fn simulate(cli: &Cli, a: &SimulateArgs, (device, _): &Device) -> Result<(),
                 row.ratings,
                 opt(m.reward_accuracy(), 100.0, 0),
                 opt(rater.map(|r| r.score), 1.0, 2),
-                opt(m.ppo.as_ref().map(|p| p.kl), 1.0, 2),
+                opt(
+                    m.ppo
+                        .as_ref()
+                        .map(|p| p.kl)
+                        .or(m.direct.as_ref().and_then(|d| d.kl)),
+                    1.0,
+                    2
+                ),
                 opt(rater.map(|r| r.well_formed), 100.0, 0),
                 row.millis
             );
@@ -315,6 +327,12 @@ pub fn simulate(cli: &Cli, a: &SimulateArgs, (device, _): &Device) -> Result<(),
         report.ratings,
         report.seconds
     );
+    if let Some(kept) = report.diversity_kept {
+        println!(
+            "diversity kept (the variety of what the rater does not judge): {:.0}%",
+            kept * 100.0
+        );
+    }
     Ok(())
 }
 
@@ -371,4 +389,113 @@ pub fn bench(cli: &Cli, a: &BenchArgs, (device, name): &Device) -> Result<(), St
         u.samples_ms
     );
     Ok(())
+}
+
+pub fn compare(cli: &Cli, a: &CompareArgs, (device, _): &Device) -> Result<(), String> {
+    let (sim, cfg) = simulation(&a.sim)?;
+    let methods = a
+        .methods
+        .iter()
+        .map(|m| {
+            Method::ALL
+                .into_iter()
+                .find(|x| x.name() == m.trim())
+                .ok_or_else(|| format!("--methods: no method {m:?} (ppo, dpo, kto, grpo, sft)"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (config, bytes, tok) = load_bytes(cli.model.as_ref())?;
+    let fresh = |method: Method| {
+        Session::new(
+            cfg.clone().with_method(method),
+            tok.clone(),
+            &config,
+            &bytes,
+            device,
+        )
+    };
+    let mut session = fresh(cfg.method).map_err(|e| e.to_string())?;
+    let bar = ProgressBar::new((sim.ratings * (1 + methods.len())) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} updates {msg}").expect("template"),
+    );
+    bar.set_message(format!("rating with {}", cfg.method.name()));
+    let gathered = block_on(simulate::run(&sim, &mut session, |p| {
+        if let Progress::Row(_) = p {
+            bar.inc(1)
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    let comparer = simulate::Comparer::new(
+        session.log.clone(),
+        methods,
+        Some(sim.rater.clone()),
+        sim.eval_prompts,
+        Vec::new(),
+        sim.seed,
+    )
+    .map_err(|e| e.to_string())?;
+    let fresh = |m: Method| fresh(m);
+    let comparison = block_on(simulate::compare(comparer, fresh, |step| {
+        if let simulate::CompareStep::Progress {
+            method,
+            index,
+            rating,
+            ratings,
+            ..
+        } = step
+        {
+            bar.set_message(format!("replaying through {}", method.name()));
+            bar.set_position(((1 + index) * ratings + rating) as u64);
+        }
+    }))
+    .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    if cli.json {
+        println!("{}", serde_json::to_string(&comparison).expect("json"));
+        return Ok(());
+    }
+    print_comparison(&sim, cfg.method, &gathered, &comparison);
+    Ok(())
+}
+
+/// `compare`'s table: the run that gathered the ratings, then each method's replay.
+fn print_comparison(
+    sim: &Simulation,
+    method: Method,
+    gathered: &simulate::Report,
+    comparison: &simulate::Comparison,
+) {
+    println!(
+        "rater {}: {} {} ratings given to {} (seed {}); the base model's preferred rate {:.1}%, {:.1}% after rating with {}",
+        sim.rater.describe(),
+        comparison.ratings,
+        format!("{:?}", sim.feedback).to_lowercase(),
+        method.name(),
+        sim.seed,
+        gathered.base_rate * 100.0,
+        gathered.tuned_rate * 100.0,
+        method.name(),
+    );
+    println!("the same ratings replayed through each method from the base model:\n");
+    println!(
+        "{:<7} {:>10} {:>12} {:>6} {:>15} {:>10} {:>13}",
+        "method", "preferred", "well-formed", "KL", "diversity kept", "ms/update", "ratings used"
+    );
+    for r in &comparison.methods {
+        let used = match (r.used, r.unused) {
+            (Some(u), Some(n)) => format!("{u} of {}", u + n),
+            _ => "all".into(),
+        };
+        println!(
+            "{:<7} {:>9.1}% {:>11.1}% {:>6.2} {:>15} {:>10.0} {:>13}",
+            r.method.name(),
+            r.preferred.unwrap_or(f64::NAN) * 100.0,
+            r.well_formed * 100.0,
+            r.kl,
+            r.diversity_kept
+                .map_or("-".into(), |d| format!("{:.0}%", d * 100.0)),
+            r.millis_per_update,
+            used
+        );
+    }
 }

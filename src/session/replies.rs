@@ -1,7 +1,7 @@
 //! What a session shows a person: replies to rate, before/after, the fresh samples after an
 //! update with their per-token change, and PPO's score of any reply.
 
-use super::Session;
+use super::{Method, Session};
 use crate::error::{Error, Result};
 use crate::model::{Batch, Gpt};
 use crate::report::{Generated, SampleReport, TokenChange};
@@ -20,7 +20,8 @@ impl Session {
     }
 
     /// Samples `n` replies to `prompt` from the current policy and records them, so that
-    /// feedback can refer to them.
+    /// feedback can refer to them. With a `reply_pool` larger than `n`, Pip writes that many and
+    /// shows the `n` most worth rating ([`Session::pick`]).
     pub async fn generate(&mut self, prompt: &str, n: usize) -> Result<Vec<Generated>> {
         if !(1..=Self::MAX_REPLIES).contains(&n) {
             return Err(Error::Feedback(format!(
@@ -30,20 +31,85 @@ impl Session {
         }
         let p = self.log.add_prompt(prompt)?;
         let (prompt_ids, shortened) = self.tok.fit_prompt(prompt, self.reference.context());
-        let ids = vec![prompt_ids; n];
+        let pool = self.cfg.reply_pool.max(n);
+        let ids = vec![prompt_ids; pool];
         let out = generate(&self.policy(), &ids, &self.cfg.sample, &mut self.rng, true).await;
+        let texts: Vec<String> = out.iter().map(|o| self.tok.decode(&o.tokens)).collect();
+        let shown = match pool > n {
+            true => self.pick(prompt, &texts, n).await,
+            false => (0..n).collect(),
+        };
         let mut replies = Vec::new();
-        for o in out {
-            let text = self.tok.decode(&o.tokens);
-            let reply = self.log.add_reply(p, &text, self.version)?;
+        for i in shown {
+            let reply = self.log.add_reply(p, &texts[i], self.version)?;
             replies.push(Generated {
                 prompt: p,
                 reply,
-                text,
+                text: texts[i].clone(),
                 shortened,
             });
         }
         Ok(replies)
+    }
+
+    /// Which `n` of the candidate replies `texts` to `prompt` to show: distinct ones, half of
+    /// them those the method rates highest now (the reward model's score for PPO, the implicit
+    /// reward log π/π_ref for the others), alternating with ones drawn at random from the rest,
+    /// so that a person with a rare taste sees replies near it early and each pair shown puts
+    /// a favourite beside an ordinary reply. Before there is anything to rank by, the first `n`.
+    async fn pick(&mut self, prompt: &str, texts: &[String], n: usize) -> Vec<usize> {
+        let mut distinct: Vec<usize> = Vec::new();
+        for (i, t) in texts.iter().enumerate() {
+            if !distinct.iter().any(|&j| texts[j] == *t) {
+                distinct.push(i);
+            }
+        }
+        // Too few distinct replies: show them, then repeats.
+        if distinct.len() <= n {
+            let rest = (0..texts.len()).filter(|i| !distinct.contains(i));
+            return distinct.iter().copied().chain(rest).take(n).collect();
+        }
+        let exchanges: Vec<(String, String)> = distinct
+            .iter()
+            .map(|&i| (prompt.to_string(), texts[i].clone()))
+            .collect();
+        let scores = match self.cfg.method {
+            Method::Ppo if !self.reward.is_fitted() => return distinct[..n].to_vec(),
+            Method::Ppo => self.reward_scores(&exchanges).await,
+            _ if self.version == 0 => return distinct[..n].to_vec(),
+            _ => self.log_ratios(&exchanges).await,
+        };
+        let mut ranked: Vec<usize> = (0..distinct.len()).collect();
+        ranked.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        let best = n.div_ceil(2);
+        let mut rest: Vec<usize> = ranked[best..].to_vec();
+        let mut shown = Vec::with_capacity(n);
+        for k in 0..n {
+            let pick = if k % 2 == 0 && k / 2 < best {
+                ranked[k / 2]
+            } else {
+                rest.swap_remove(self.rng.below(rest.len()))
+            };
+            shown.push(distinct[pick]);
+        }
+        shown
+    }
+
+    /// log π(y|x) − log π_ref(y|x) of each exchange: the implicit reward DPO and KTO train.
+    async fn log_ratios(&self, exchanges: &[(String, String)]) -> Vec<f32> {
+        let demos: Vec<crate::sft::Demonstration> = exchanges
+            .iter()
+            .map(|(prompt, reply)| crate::sft::Demonstration {
+                prompt: prompt.clone(),
+                reply: reply.clone(),
+            })
+            .collect();
+        let seqs = crate::sft::encode(&self.tok, &demos, self.reference.context());
+        let policy = self.policy();
+        let pi = crate::read(crate::sft::reply_logprobs(&policy, &seqs, &self.device).0).await;
+        let reference = &self.reference;
+        let r = crate::read(crate::sft::reply_logprobs(reference, &seqs, &self.device).0).await;
+        pi.iter().zip(&r).map(|(a, b)| a - b).collect()
     }
 
     /// One reply to `prompt` from the reference and one from the policy, drawn with the same

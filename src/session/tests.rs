@@ -76,9 +76,17 @@ fn one_rating_runs_every_stage_in_slices() {
     assert_eq!(progress(Stage::Ppo), 4);
     assert_eq!(report.stages[1].losses.len(), 2);
     assert_eq!(report.stages[2].losses.len(), 4);
-    // The update's metrics are its stages' own, and PPO's are numbers.
+    // The update's metrics are its stages' own and the fresh samples' KL, and PPO's are numbers.
     let (reward, ppo) = (&report.stages[1].metrics, &report.stages[2].metrics);
-    assert_eq!(report.metrics, Metrics::default().merge(reward).merge(ppo));
+    let samples = Metrics {
+        samples: SampleStats::of(&report.samples),
+        ..Default::default()
+    };
+    assert!(samples.samples.as_ref().is_some_and(|s| s.kl.is_finite()));
+    assert_eq!(
+        report.metrics,
+        Metrics::default().merge(reward).merge(ppo).merge(&samples)
+    );
     let p = report.metrics.ppo.as_ref().expect("PPO's metrics");
     for (name, v) in [
         ("objective/kl", p.kl),
@@ -613,4 +621,59 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
             );
         }
     }
+}
+
+#[test]
+fn each_method_runs_its_own_stage_and_says_which_it_does_not_use() {
+    let stages = |method: Method| {
+        let mut cfg = small().with_method(method).with_reply_pool(4);
+        cfg.dpo.steps = 2;
+        cfg.kto.steps = 2;
+        cfg.grpo.prompts = 2;
+        cfg.grpo.group_size = 2;
+        cfg.grpo.max_new_tokens = 24;
+        let mut s = session(cfg);
+        let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
+        s.record(Feedback::Pair {
+            better: replies[0].reply,
+            worse: replies[1].reply,
+            tie: false,
+        })
+        .unwrap();
+        let report = crate::block_on(s.update()).unwrap();
+        // The second round ranks its pool of 4 by what the method has learnt and shows 2.
+        let shown = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
+        assert_eq!(shown.len(), 2);
+        report
+            .stages
+            .iter()
+            .map(|st| (st.stage, st.skipped.clone(), st.metrics.clone()))
+            .collect::<Vec<_>>()
+    };
+    let ppo = stages(Method::Ppo);
+    assert_eq!(
+        ppo.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [Stage::Sft, Stage::Reward, Stage::Ppo]
+    );
+    assert!(ppo[1].1.is_none() && ppo[2].2.ppo.is_some());
+    for (method, stage) in [(Method::Dpo, Stage::Dpo), (Method::Kto, Stage::Kto)] {
+        let got = stages(method);
+        assert_eq!(
+            got.iter().map(|s| s.0).collect::<Vec<_>>(),
+            [Stage::Sft, Stage::Reward, stage]
+        );
+        let why = got[1].1.as_deref().unwrap_or_default();
+        assert!(why.contains("no reward model"), "{method:?}: {why}");
+        let direct = got[2].2.direct.as_ref().expect("the method's metrics");
+        assert_eq!((direct.used, direct.unused), (1, 0), "{method:?}");
+        assert!(got[2].2.ppo.is_none());
+    }
+    let grpo = stages(Method::Grpo);
+    assert_eq!(
+        grpo.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [Stage::Sft, Stage::Reward, Stage::Grpo]
+    );
+    assert!(grpo[1].1.is_none() && grpo[2].2.grpo.is_some(), "{grpo:?}");
+    let sft = stages(Method::Sft);
+    assert!(sft[1].1.is_some() && sft[2].1.as_deref() == Some("SFT only: no RL stage"));
 }

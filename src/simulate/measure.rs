@@ -79,6 +79,50 @@ pub fn scores_by_label(
         .collect()
 }
 
+/// The attributes of style whose spread [`diversity_kept`] compares, with how many values each
+/// takes. Truth is not among them: a model that stops saying false things has lost nothing
+/// worth keeping.
+pub const STYLE_ATTRIBUTES: [(&str, usize); 3] = [("tone", 3), ("length", 2), ("enthusiasm", 3)];
+
+/// Normalised entropy of `attribute` over the well-formed replies of `m`: H / ln(values), 0 when
+/// every reply has the same value, 1 when the values are equally common.
+pub fn normalised_entropy(m: &Measure, attribute: &str, values: usize) -> f64 {
+    let prefix = format!("{attribute}/");
+    let counts: Vec<f64> = m
+        .labels
+        .iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .map(|(_, &n)| n as f64)
+        .collect();
+    let total: f64 = counts.iter().sum();
+    if total == 0.0 || values < 2 {
+        return 0.0;
+    }
+    let h: f64 = counts
+        .iter()
+        .filter(|&&n| n > 0.0)
+        .map(|&n| -(n / total) * (n / total).ln())
+        .sum();
+    h / (values as f64).ln()
+}
+
+/// Diversity kept: how much of the base model's variety in the attributes the rater does not
+/// judge (`judged`; `None` when it cannot tell, and then every attribute counts) the tuned
+/// model still has. The mean over those attributes of the tuned model's normalised entropy
+/// over the base model's, each capped at 1; attributes the base model never varied are left
+/// out. `None` when no attribute is left to compare.
+pub fn diversity_kept(base: &Measure, tuned: &Measure, judged: Option<&[&str]>) -> Option<f64> {
+    let kept: Vec<f64> = STYLE_ATTRIBUTES
+        .iter()
+        .filter(|(a, _)| !judged.is_some_and(|j| j.contains(a)))
+        .filter_map(|&(a, k)| {
+            let b = normalised_entropy(base, a, k);
+            (b > 0.0).then(|| (normalised_entropy(tuned, a, k) / b).min(1.0))
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.iter().sum::<f64>() / kept.len() as f64)
+}
+
 /// A label's name as serde writes it (`polite`, `small_talk`).
 fn label_name<T: Serialize>(label: &T) -> String {
     match serde_json::to_value(label) {
@@ -196,5 +240,48 @@ mod tests {
         assert_eq!(by["length/long"], 3.0);
         assert_eq!(by["all"], 2.0 / 3.0);
         assert_eq!(by.len(), 5);
+    }
+
+    #[test]
+    fn diversity_kept_compares_the_spread_of_what_the_rater_does_not_judge() {
+        let with = |pairs: &[(&str, usize)]| Measure {
+            labels: pairs.iter().map(|&(k, n)| (k.to_string(), n)).collect(),
+            ..Default::default()
+        };
+        // Base: tone evenly spread over 3 values, length 50/50, enthusiasm all plain.
+        let base = with(&[
+            ("tone/polite", 10),
+            ("tone/neutral", 10),
+            ("tone/rude", 10),
+            ("length/short", 15),
+            ("length/long", 15),
+            ("enthusiasm/plain", 30),
+        ]);
+        assert!((normalised_entropy(&base, "tone", 3) - 1.0).abs() < 1e-12);
+        assert!((normalised_entropy(&base, "length", 2) - 1.0).abs() < 1e-12);
+        assert_eq!(normalised_entropy(&base, "enthusiasm", 3), 0.0);
+        // Tuned: all polite; length 3:1; still all plain.
+        let tuned = with(&[
+            ("tone/polite", 20),
+            ("length/short", 15),
+            ("length/long", 5),
+            ("enthusiasm/plain", 20),
+        ]);
+        // H(3/4, 1/4) / ln 2, by hand.
+        let h = -(0.75f64 * 0.75f64.ln() + 0.25 * 0.25f64.ln()) / 2f64.ln();
+        assert!((h - 0.811_278_124_459_132_8).abs() < 1e-12);
+        // A tone rater: only length counts (enthusiasm never varied).
+        let kept = diversity_kept(&base, &tuned, Some(&["tone"])).unwrap();
+        assert!((kept - h).abs() < 1e-12, "{kept}");
+        // A rater that cannot say: tone (lost entirely) and length count.
+        let kept = diversity_kept(&base, &tuned, None).unwrap();
+        assert!((kept - h / 2.0).abs() < 1e-12, "{kept}");
+        // Nothing left to compare.
+        assert_eq!(
+            diversity_kept(&base, &tuned, Some(&["tone", "length"])),
+            None
+        );
+        // More spread than the base counts as all kept.
+        assert_eq!(diversity_kept(&tuned, &base, Some(&["tone"])), Some(1.0));
     }
 }

@@ -55,7 +55,7 @@ if (gpu) {
 {
   const panel = await page.evaluate(() => ({
     names: window.playground.settings.schema.map((s) => s.name).sort(),
-    inputs: [...document.querySelectorAll("#settings input[data-path]")].map((el) => el.dataset.path).sort(),
+    inputs: [...document.querySelectorAll("#settings [data-path]")].map((el) => el.dataset.path).sort(),
   }));
   check(panel.names.length >= 40 && JSON.stringify(panel.names) === JSON.stringify(panel.inputs),
     `every setting of the engine (${panel.names.length}) has an input in the Settings panel (${panel.inputs.length})`);
@@ -98,6 +98,58 @@ if (!process.env.SMOKE) {
   });
   check(changed, "the policy's log-probs are numbers and differ from the reference's");
   await page.screenshot({ path: `${out}/page-${backend}-trained.png`, fullPage: true });
+
+  // Another method, chosen as a person would, in the Settings panel: DPO learns from the
+  // ratings so far directly, with no reward model, and says which ratings it could use.
+  if (!gpu) {
+    const method = async (m) => {
+      await page.selectOption("#settings select[data-path='method']", m);
+      await page.click("#apply-settings");
+      await page.waitForFunction((m) => window.playground.settings.values.method === m, m, { timeout: 60000 });
+    };
+    await method("dpo");
+    check((await page.textContent(".stage[data-stage='ppo'] .stage-name")) === "DPO", "the third stage is named after the method");
+    await page.click(".reply-card:nth-child(2) button[aria-label^='Thumbs down']");
+    await waitDone(5);
+    const dpo = await page.textContent(".stage[data-stage='ppo'] .stage-info");
+    const rm = await page.textContent(".stage[data-stage='reward'] .stage-info");
+    console.log(`DPO: ${dpo} | reward model: ${rm}`);
+    check(/margin -?\d.* used \d+ of 5 ratings/.test(dpo), `DPO says what it learnt from (${dpo})`);
+    check(/skipped: DPO learns from pairs directly/.test(rm), `the reward model is skipped under DPO (${rm})`);
+    await page.screenshot({ path: `${out}/page-${backend}-dpo.png`, fullPage: false });
+    await method("ppo");
+
+    // Compare methods on the 8 ratings so far: PPO and DPO, each replayed from the base model
+    // in the worker, then the table and their answers to the same prompts side by side.
+    for (const [card, up] of [[1, false], [3, true], [4, false]]) {
+      await page.click(`.reply-card:nth-child(${card}) button[aria-label^='Thumbs ${up ? "up" : "down"}']`);
+    }
+    await waitDone(8);
+    const tc = Date.now();
+    await page.click("#cmp-start");
+    await page.waitForFunction(() => window.playground.comparison !== null, null, { timeout: 900000 });
+    const cmp = await page.evaluate(() => window.playground.comparison);
+    console.log(`compare: ${cmp.methods.map((m) => `${m.method} KL ${m.kl.toFixed(2)}, ${Math.round(100 * m.well_formed)}% well-formed`).join("; ")} in ${((Date.now() - tc) / 1000).toFixed(0)} s`);
+    check(cmp.ratings === 8 && cmp.methods.map((m) => m.method).join() === "ppo,dpo", `both methods replayed the 8 ratings (${cmp.ratings}: ${cmp.methods.map((m) => m.method)})`);
+    check(cmp.prompts.length >= 1 && cmp.methods.every((m) => m.answers.length === cmp.prompts.length && Number.isFinite(m.kl)),
+      "each method answers the same prompts, with a KL");
+    const rows = await page.$$eval(".cmp-table tr", (els) => els.map((e) => e.textContent));
+    const answers = await page.$$eval(".cmp-answers tr", (els) => els.length);
+    check(rows.length === 4 && /^PPO/.test(rows[2]) && /^DPO/.test(rows[3]) && answers === 1 + cmp.prompts.length,
+      `the panel shows the table and the answers (${rows.length} rows, ${answers} answer rows)`);
+    await page.locator(".comparepanel").screenshot({ path: `${out}/page-${backend}-compare.png` });
+
+    // A person who dislikes all four replies is invited to write the one they want.
+    check(!(await page.$("#write-hint")), "no invitation to write while some reply is liked");
+    await page.click("#generate");
+    await page.waitForFunction(() => window.playground.cards.length === 4 && window.playground.cards.every((c) => c.rated.length === 0), null, { timeout: 60000 });
+    for (const card of [1, 2, 3, 4]) await page.click(`.reply-card:nth-child(${card}) button[aria-label^='Thumbs down']`);
+    await page.waitForSelector("#write-hint", { timeout: 10000 });
+    await page.locator("section.replies").screenshot({ path: `${out}/page-${backend}-write-hint.png` });
+    await page.click("#write-hint button");
+    check(await page.evaluate(() => document.activeElement.tagName === "TEXTAREA"), "after four thumbs down the page invites a written answer, and its button opens the editor");
+    await waitDone(12);
+  }
 
   // Autopilot, the classroom mode: from the base model again, the polite rater gives thumbs
   // for 6 rounds (24 ratings); the thumbs-up rate the page charts (the rater's verdict on each
