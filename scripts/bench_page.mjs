@@ -4,8 +4,8 @@
 // the polite rater, the first a demonstration; the median of the next 5 updates). Prints one
 // JSON object; with --native it also runs the native benchmark and gives the ratio.
 // Usage: scripts/build_web.sh && node scripts/bench_page.mjs [cpu|webgpu] [--native]
-//        [--set PATH=VALUE ...]  (a setting from the page's Settings panel, e.g. reward.steps=6;
-//        passed to the native benchmark too)
+//        [--set PATH=VALUE ...]  (a setting from the page's Settings panel, e.g. reward.steps=6
+//        or method=dpo; passed to the native benchmark too)
 import { launchChromium } from "./chromium.mjs";
 import { spawn, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -37,7 +37,9 @@ try {
   await page.$$eval("#settings details", (els) => els.forEach((d) => { d.open = true; }));
   for (const kv of sets) {
     const [path, value] = kv.split("=");
-    await page.fill(`#settings input[data-path='${path}']`, value);
+    // A choice (the method) is a <select>; numbers and switches are inputs.
+    if (await page.$(`#settings select[data-path='${path}']`)) await page.selectOption(`#settings select[data-path='${path}']`, value);
+    else await page.fill(`#settings input[data-path='${path}']`, value);
   }
   if (sets.length) {
     await page.click("#apply-settings");

@@ -5,6 +5,9 @@ tables and prints them as Markdown (mean and spread over seeds).
 Usage: cargo build --release && scripts/rlhf_tables.py [--seeds 3] [--first-seed 1] [--ratings 40]
        [--out DIR] [--set KEY=VALUE ...] [--only thumbs --only polite ...] [--pairs extremes]
        [--replies 4] [--model DIR] [--raters polite,polite+short,...] [--combined]
+       [--methods ppo,dpo,kto,grpo,sft]
+With --methods, each method runs into its own folder under --out (OUT/ppo, OUT/dpo, ...) and the
+tables get a row per rater and method. RLHF_BIN=PATH runs another binary than target/release's.
 Each table gives, over the seeds, the preferred rate's mean ± standard deviation and its 10th
 percentile (linear interpolation between the sorted runs, as numpy's default), the well-formed
 share, KL to the base model and the diversity kept.
@@ -37,6 +40,8 @@ ap.add_argument("--pairs", default="in-order", choices=["in-order", "extremes"],
 ap.add_argument("--replies", type=int, default=4,
                 help="replies sampled per round (simulate --replies)")
 ap.add_argument("--model", help="a model folder that `pretrain --out DIR` wrote (default: the built-in one)")
+ap.add_argument("--methods", default="",
+                help="comma-separated methods (simulate --method), each into OUT/METHOD; default: the session's")
 ap.add_argument("--only", action="append", default=[],
                 help="run only these tables (thumbs, pairs, stars, regex) and raters")
 args = ap.parse_args()
@@ -47,18 +52,25 @@ binary = pathlib.Path(os.environ["RLHF_BIN"]) if "RLHF_BIN" in os.environ else r
 # Combined tastes whose base rate is 8-20% (seed 11's held-out prompts: 17.5, 11.5, 17, 12%).
 COMBINED = ["polite+short", "polite+!cheerful", "short+!cheerful", "truthful+polite+short"]
 RATERS = COMBINED if args.combined else args.raters.split(",")
-runs = []  # (table, row label, feedback, argv)
+METHODS = [m for m in args.methods.split(",") if m] or [None]
+runs = []  # (table, row label, feedback, argv, method)
 for feedback in ["thumbs", "pairs", "stars"]:
     for rater in RATERS:
-        runs.append((feedback, rater, feedback, ["--rater", rater]))
-runs.append(("regex", f"regex `{args.regex}`", "thumbs", ["--grader-regex", args.regex]))
+        for method in METHODS:
+            runs.append((feedback, rater, feedback, ["--rater", rater], method))
+for method in METHODS:
+    runs.append(("regex", f"regex `{args.regex}`", "thumbs", ["--grader-regex", args.regex], method))
 
 
-def run(label, feedback, who, seed):
+def run(label, feedback, who, seed, method):
     name = f"{label}-{feedback}-{seed}".replace(" ", "_").replace("`", "")
     name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-    path = out / f"{name}.json"
+    folder = out / method if method else out
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
     if not path.exists():
+        if method:
+            who = [*who, "--method", method]
         cmd = [str(binary), *(["--model", args.model] if args.model else []), "simulate", *who, "--feedback", feedback, "--ratings",
                str(args.ratings), "--seed", str(seed), "--replies", str(args.replies), "--json"]
         if feedback == "pairs" and args.pairs != "in-order":
@@ -77,7 +89,7 @@ def fmt(xs, scale=100.0, digits=0):
 
 
 tables = {}
-for table, label, feedback, who in runs:
+for table, label, feedback, who, method in runs:
     only_tables = [o for o in args.only if o in ("thumbs", "pairs", "stars", "regex")]
     only_raters = [o for o in args.only if o not in only_tables]
     if (only_tables and table not in only_tables) or (
@@ -85,8 +97,8 @@ for table, label, feedback, who in runs:
     ):
         continue
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    rs = [run(label, feedback, who, seed) for seed in seeds]
-    tables.setdefault(table, []).append((label, rs))
+    rs = [run(label, feedback, who, seed, method) for seed in seeds]
+    tables.setdefault(table, []).append((f"{label} ({method})" if method else label, rs))
 
 def p10(xs):
     xs = sorted(xs)

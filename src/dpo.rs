@@ -2,7 +2,7 @@
 //! replies directly, with no reward model and no sampling. Its loss raises the log-ratio
 //! log π(y|x) − log π_ref(y|x) of the preferred reply over the other's; the frozen reference
 //! keeps it near the base model, β saying how near. IPO (Azar et al. 2023) is the same with a
-//! squared loss that stops pushing once the margin reaches 1/(2β).
+//! squared loss that pulls the margin towards 1/(2β) (from either side) instead of without end.
 //!
 //! DPO needs pairs of replies to the same prompt. It takes them from the log: a person's "A is
 //! better than B", every thumbs-up against every thumbs-down on the same prompt, higher stars
@@ -122,7 +122,8 @@ pub fn preference_pairs(log: &FeedbackLog) -> Preferences {
 /// ```
 ///
 /// With `ipo`, Azar et al. 2023, eq. 17, with τ = β, on per-token mean log-probabilities as in
-/// TRL (`lengths` `[B]` of the chosen and rejected replies): L_IPO = (h/β − 1/(2β))².
+/// TRL (`lengths` `[B]` of the chosen and rejected replies): L_IPO = (h/β − 1/(2β))². (The
+/// logged implicit rewards stay β times the summed log-ratios.)
 pub fn dpo_loss(
     pi: (Tensor<1>, Tensor<1>),
     reference: (Tensor<1>, Tensor<1>),
@@ -133,7 +134,7 @@ pub fn dpo_loss(
     match ipo {
         None => log_sigmoid((chosen - rejected) * beta).neg(),
         Some((len_w, len_l)) => {
-            let margin = chosen / len_w - rejected / len_l; // [B]
+            let margin = chosen / len_w.clamp_min(1.0) - rejected / len_l.clamp_min(1.0); // [B]
             (margin - 1.0 / (2.0 * beta)).powi_scalar(2)
         }
     }

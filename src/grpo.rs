@@ -10,9 +10,10 @@
 use crate::grad::descend;
 use crate::metrics::{GrpoStats, Metrics};
 use crate::model::{Batch, Gpt};
-use crate::ppo::{Context, forward_stats, minibatches, rollout_prompts};
+use crate::ppo::{
+    Context, Rollouts, forward_stats, minibatches, roll_out, rollout_prompts, take_rows,
+};
 use crate::report::Slice;
-use crate::sample::{SampleConfig, generate};
 use crate::settings::config;
 use crate::sft::reply_mask;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
@@ -27,7 +28,7 @@ config! {
         prompts: usize = 4 in 1..=16, "GRPO prompts per update", basic;
         /// Size of each GRPO step (AdamW).
         lr: f64 = 2e-4 in 1e-7..=0.1, "GRPO learning rate", basic;
-        /// β of the KL term in the loss (0.04, as in the DeepSeekMath paper and TRL).
+        /// β of the KL term in the loss (0.04, as in the DeepSeekMath paper).
         beta: f64 = 0.04 in 0.0..=10.0, "GRPO β (KL weight)", basic;
         /// Passes over each batch (μ in the paper).
         epochs: usize = 2 in 1..=20, "GRPO epochs", advanced;
@@ -66,7 +67,8 @@ pub struct GrpoLosses {
     pub loss: Tensor<1>,
     /// Mean per-token KL estimate to the reference.
     pub kl: Tensor<1>,
-    /// Share of actions whose ratio left [1 − ε, 1 + ε].
+    /// Share of actions whose ratio the clip held back (below 1 − ε with Â < 0, above 1 + ε
+    /// with Â > 0).
     pub clipfrac: Tensor<1>,
 }
 
@@ -88,6 +90,7 @@ pub fn grpo_loss(
     beta: f64,
 ) -> GrpoLosses {
     let ratio = (newlogprob.clone() - oldlogprob).exp();
+    let advantage = advantages.clone();
     let pg_loss1 = advantages.clone().neg() * ratio.clone();
     let pg_loss2 = advantages.neg() * ratio.clone().clamp(1.0 - cliprange, 1.0 + cliprange);
     let log_ref_ratio = reflogprob - newlogprob; // log(π_ref/π)
@@ -95,7 +98,12 @@ pub fn grpo_loss(
     let per_token = pg_loss1.max_pair(pg_loss2) + kl.clone() * beta; // [B, T-1]
     let lengths = mask.clone().sum_dim(1).clamp_min(1.0); // [B, 1]
     let per_reply = (per_token * mask.clone()).sum_dim(1) / lengths; // [B, 1]
-    let clipped = ratio.sub_scalar(1.0).abs().greater_elem(cliprange).float();
+    // Clipping that is active, as TRL's `clip_ratio`: the ratio below 1 − ε where Â < 0, or
+    // above 1 + ε where Â > 0.
+    let low = ratio.clone().lower_elem(1.0 - cliprange).float()
+        * advantage.clone().lower_elem(0.0).float();
+    let high = ratio.greater_elem(1.0 + cliprange).float() * advantage.greater_elem(0.0).float();
+    let clipped = low + high;
     GrpoLosses {
         loss: per_reply.mean(),
         kl: crate::model::masked_mean(kl, mask.clone()),
@@ -114,6 +122,8 @@ struct Rollout {
     reference: Vec<f32>,
     advantages: Vec<f32>,
     scores: Vec<f32>,
+    /// Groups in the batch, and those whose replies all scored alike.
+    groups: usize,
     zero_std_groups: usize,
     minibatches: Vec<Vec<usize>>,
     epoch: usize,
@@ -207,7 +217,7 @@ impl GrpoTrainer {
             reward_std: sd,
             kl: mean(1),
             clip_ratio: mean(2),
-            frac_reward_zero_std: b.zero_std_groups as f64 / self.cfg.prompts as f64,
+            frac_reward_zero_std: b.zero_std_groups as f64 / b.groups as f64,
             completion_length: b.mask.iter().sum::<f32>() as f64 / b.seqs.len() as f64,
         };
         let metrics = Metrics {
@@ -226,7 +236,7 @@ impl GrpoTrainer {
         cx: &mut Context<'_>,
         texts: &mut Vec<(String, String)>,
     ) -> Rollout {
-        let (reference, tok, g) = (cx.reference, cx.tok, self.cfg.group_size);
+        let g = self.cfg.group_size;
         let prompts = rollout_prompts(
             cx.prompts,
             cx.corpus,
@@ -235,25 +245,13 @@ impl GrpoTrainer {
             cx.rng,
         );
         let prompts: Vec<String> = prompts.iter().flat_map(|p| vec![p.clone(); g]).collect();
-        let ids: Vec<Vec<u32>> = prompts
-            .iter()
-            .map(|p| tok.fit_prompt(p, reference.context()).0)
-            .collect();
-        let sampling = SampleConfig::new().with_max_new_tokens(self.cfg.max_new_tokens);
         let sampler = policy.valid();
-        let out = generate(&sampler, &ids, &sampling, cx.rng, true).await;
-        let (mut seqs, mut closed, mut starts) = (Vec::new(), Vec::new(), Vec::new());
-        texts.clear();
-        for ((p, o), prompt) in ids.iter().zip(&out).zip(&prompts) {
-            starts.push(p.len());
-            seqs.push(o.sequence(p, false));
-            closed.push(o.sequence(p, true));
-            texts.push((prompt.clone(), tok.decode(&o.tokens)));
-        }
-        let scored = cx
-            .reward
-            .score(reference, &closed, &starts, cx.pair_share)
-            .await;
+        let max_new_tokens = self.cfg.max_new_tokens;
+        let Rollouts {
+            seqs,
+            starts,
+            scored,
+        } = roll_out(&sampler, cx, &prompts, max_new_tokens, texts).await;
         let advantages = group_advantages(&scored.scores, g);
         let zero_std_groups = advantages
             .chunks(g)
@@ -287,6 +285,7 @@ impl GrpoTrainer {
             reference: reference_lp,
             advantages: per_position,
             scores: scored.scores,
+            groups: self.cfg.prompts,
             zero_std_groups,
             epoch: 0,
             mb: 0,
@@ -306,13 +305,7 @@ impl GrpoTrainer {
         let w = batch.tokens.dims()[1] - 1;
         let w_all = b.t - 1;
         // Rows of the batch's [B, T-1] arrays, cut to this minibatch's width: [b, T'-1].
-        let take = |xs: &[f32]| -> Tensor<2> {
-            let v: Vec<f32> = rows
-                .iter()
-                .flat_map(|&r| xs[r * w_all..r * w_all + w].iter().copied())
-                .collect();
-            Tensor::from_data(TensorData::new(v, [rows.len(), w]), &self.device)
-        };
+        let take = |xs: &[f32]| take_rows(xs, rows, w_all, w, &self.device);
         let newlogprob = policy.token_logprobs(policy.forward(&batch, None), batch.tokens.clone());
         let c = &self.cfg;
         let l = grpo_loss(
@@ -331,7 +324,10 @@ impl GrpoTrainer {
             read(l.clipfrac).await,
         ];
         let (lr, max_norm) = (c.lr, c.max_grad_norm);
-        (descend(policy, l.loss, &mut self.optim, lr, max_norm), stats)
+        (
+            descend(policy, l.loss, &mut self.optim, lr, max_norm),
+            stats,
+        )
     }
 }
 

@@ -9,8 +9,8 @@
 //! stars and ties give it nothing.
 
 use crate::dpo::draw;
-use crate::grad::descend;
 use crate::feedback::{Feedback, FeedbackLog};
+use crate::grad::descend;
 use crate::metrics::{DirectStats, Metrics};
 use crate::model::Gpt;
 use crate::report::{Slice, Steps};
@@ -52,36 +52,47 @@ pub struct Examples {
     pub unused: usize,
 }
 
-/// The desirable and undesirable replies in `log` (see the module doc).
+/// The desirable and undesirable replies in `log` (see the module doc). A reply rated twice
+/// (thumbs or stars) counts by its latest rating, as in the reward model's data.
 pub fn rated_examples(log: &FeedbackLog) -> Examples {
     let reply = |i: usize| {
         let r = &log.replies[i];
         (log.prompts[r.prompt].clone(), r.text.clone())
     };
+    // The latest thumbs or stars of each reply: desirable or not, or neither (3 stars).
+    let mut latest: Vec<Option<Option<bool>>> = vec![None; log.replies.len()];
     let mut out = Examples::default();
-    let mut add =
-        |(prompt, text): (String, String), good: bool| out.rated.push((prompt, text, good));
-    let mut unused = 0;
     for fb in &log.feedback {
         match fb {
-            Feedback::Thumbs { reply: r, up } => add(reply(*r), *up),
-            Feedback::Stars { reply: r, stars } if *stars != 3 => add(reply(*r), *stars > 3),
+            Feedback::Thumbs { reply, up } => latest[*reply] = Some(Some(*up)),
+            Feedback::Stars { reply, stars } => {
+                latest[*reply] = Some((*stars != 3).then_some(*stars > 3))
+            }
             Feedback::Pair {
                 better,
                 worse,
                 tie: false,
             } => {
-                add(reply(*better), true);
-                add(reply(*worse), false);
+                let ((p, b), (q, w)) = (reply(*better), reply(*worse));
+                out.rated.extend([(p, b, true), (q, w, false)]);
+                out.used += 1;
             }
+            Feedback::Pair { tie: true, .. } => {}
             Feedback::Demonstration { prompt, text } => {
-                add((log.prompts[*prompt].clone(), text.clone()), true)
+                out.rated
+                    .push((log.prompts[*prompt].clone(), text.clone(), true));
+                out.used += 1;
             }
-            Feedback::Stars { .. } | Feedback::Pair { .. } => unused += 1,
         }
     }
-    out.unused = unused;
-    out.used = log.feedback.len() - unused;
+    for (r, rating) in latest.iter().enumerate() {
+        if let Some(Some(good)) = rating {
+            let (prompt, text) = reply(r);
+            out.rated.push((prompt, text, *good));
+            out.used += 1;
+        }
+    }
+    out.unused = log.feedback.len() - out.used;
     out
 }
 
@@ -171,12 +182,20 @@ impl KtoTrainer {
         if self.data.rated.is_empty() {
             return (policy, Slice::Skipped("no rated replies yet"));
         }
-        let batch = draw(&self.data.rated, self.cfg.batch_size, rng);
+        let mut batch = draw(&self.data.rated, self.cfg.batch_size, rng);
+        rng.shuffle(&mut batch);
         let n = batch.len();
-        // The batch's replies, then the mismatched pairs: prompt i with reply i + 1.
+        // The batch's replies, then the mismatched pairs (as TRL, on a shuffled batch): each
+        // prompt with the reply of the next example that answers another prompt.
+        let other = |i: usize| {
+            (1..n)
+                .map(|k| (i + k) % n)
+                .find(|&j| batch[j].0 != batch[i].0)
+                .unwrap_or((i + 1) % n)
+        };
         let demos: Vec<Demonstration> = (0..n)
             .map(|i| (i, i))
-            .chain((0..n).map(|i| (i, (i + 1) % n)))
+            .chain((0..n).map(|i| (i, other(i))))
             .map(|(p, r)| Demonstration {
                 prompt: batch[p].0.clone(),
                 reply: batch[r].1.clone(),
@@ -185,13 +204,16 @@ impl KtoTrainer {
         let seqs = encode(tok, &demos, self.context);
         let ref_device = reference.devices()[0].clone();
         let ref_lp = crate::read(reply_logprobs(reference, &seqs, &ref_device).0).await; // [2n]
-        let (lp, _) = reply_logprobs(&policy, &seqs, &self.device); // [2n]
-        let pi_lp = crate::read(lp.clone().detach()).await;
+        // The rated replies with their gradient; the mismatched ones without (z₀ is a constant).
+        let (lp, _) = reply_logprobs(&policy, &seqs[..n], &self.device); // [n]
+        let (mismatched, _) = reply_logprobs(&policy.valid(), &seqs[n..], &ref_device); // [n]
+        let mut pi_lp = crate::read(lp.clone().detach()).await;
+        pi_lp.extend(crate::read(mismatched).await);
         let ratio = |i: usize| pi_lp[i] - ref_lp[i];
         let z0 = reference_point(&(n..2 * n).map(ratio).collect::<Vec<_>>());
         let on_device = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [n]), &self.device);
         let good: Vec<f32> = batch.iter().map(|e| f32::from(e.2 as u8)).collect();
-        let r = lp.slice(s![0..n]) - on_device(ref_lp[..n].to_vec());
+        let r = lp - on_device(ref_lp[..n].to_vec());
         let weights = (self.cfg.desirable_weight, self.cfg.undesirable_weight);
         let loss = kto_loss(r, on_device(good.clone()), z0, self.cfg.beta, weights).mean();
         let value = crate::read(loss.clone()).await[0] as f64;

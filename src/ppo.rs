@@ -285,31 +285,17 @@ impl PpoTrainer {
         cx: &mut Context<'_>,
         texts: &mut Vec<(String, String)>,
     ) -> (Experience, f64) {
-        let (reference, tok) = (cx.reference, cx.tok);
         let n = self.cfg.batch_size;
         let prompts = rollout_prompts(cx.prompts, cx.corpus, n, cx.own_prompt_share, cx.rng);
-        let ids: Vec<Vec<u32>> = prompts
-            .iter()
-            .map(|p| tok.fit_prompt(p, reference.context()).0)
-            .collect();
-        let sampling = SampleConfig::new().with_max_new_tokens(self.cfg.max_new_tokens);
         let policy = self.policy();
-        let out = generate(&policy, &ids, &sampling, cx.rng, true).await;
-        let (mut seqs, mut scored, mut starts) = (Vec::new(), Vec::new(), Vec::new());
-        texts.clear();
-        for ((p, o), prompt) in ids.iter().zip(&out).zip(&prompts) {
-            starts.push(p.len());
-            seqs.push(o.sequence(p, false));
-            // The reward model always reads a closed exchange (it is trained on those).
-            scored.push(o.sequence(p, true));
-            texts.push((prompt.clone(), tok.decode(&o.tokens)));
-        }
-        // PPO's score, read from the closed exchange (a reply cut off by the length limit is
-        // scored as if it ended there), normalised by running statistics.
-        let s = cx
-            .reward
-            .score(reference, &scored, &starts, cx.pair_share)
-            .await;
+        let max_new_tokens = self.cfg.max_new_tokens;
+        let Rollouts {
+            seqs,
+            starts,
+            scored: s,
+        } = roll_out(&policy, cx, &prompts, max_new_tokens, texts).await;
+        let reference = cx.reference;
+        // Normalised by running statistics.
         cx.reward.observe(&s.scores);
         let normalised = cx.reward.normalise(&s.scores);
         // The reference's log-probs in the PPO batch's layout: rows cut to its width (a reply
@@ -340,6 +326,53 @@ impl PpoTrainer {
         let lengths: Vec<usize> = exp.seqs.iter().map(Vec::len).collect();
         let p = &self.cfg;
         minibatches(&lengths, p.minibatch_size, p.group_by_length, rng)
+    }
+}
+
+/// Replies sampled from a policy, and the reward model's reading of them.
+pub(crate) struct Rollouts {
+    /// Prompt + reply (+ `<|end|>` when the reply finished) token ids.
+    pub seqs: Vec<Vec<u32>>,
+    /// Index of each reply's first token.
+    pub starts: Vec<usize>,
+    /// The score of each reply and the reference's log-probs of its closed exchange.
+    pub scored: crate::reward::Scored,
+}
+
+/// One reply from `policy` to each of `prompts`, sampled from the full distribution at
+/// temperature 1 (as the policy gradient assumes), and scored by the reward model from the
+/// closed exchange (it is trained on those: a reply cut off by the length limit is scored as if
+/// it ended there). `texts` receives each (prompt, reply). PPO and GRPO roll out through this.
+pub(crate) async fn roll_out(
+    policy: &Gpt,
+    cx: &mut Context<'_>,
+    prompts: &[String],
+    max_new_tokens: usize,
+    texts: &mut Vec<(String, String)>,
+) -> Rollouts {
+    let (reference, tok) = (cx.reference, cx.tok);
+    let ids: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| tok.fit_prompt(p, reference.context()).0)
+        .collect();
+    let sampling = SampleConfig::new().with_max_new_tokens(max_new_tokens);
+    let out = generate(policy, &ids, &sampling, cx.rng, true).await;
+    let (mut seqs, mut closed, mut starts) = (Vec::new(), Vec::new(), Vec::new());
+    texts.clear();
+    for ((p, o), prompt) in ids.iter().zip(&out).zip(prompts) {
+        starts.push(p.len());
+        seqs.push(o.sequence(p, false));
+        closed.push(o.sequence(p, true));
+        texts.push((prompt.clone(), tok.decode(&o.tokens)));
+    }
+    let scored = cx
+        .reward
+        .score(reference, &closed, &starts, cx.pair_share)
+        .await;
+    Rollouts {
+        seqs,
+        starts,
+        scored,
     }
 }
 
@@ -461,13 +494,7 @@ pub async fn train_minibatch(
     let t = batch.tokens.dims()[1];
     let (w_all, w) = (exp.t - 1, t - 1);
     // Rows of the experience's [B, T-1] arrays, cut to this minibatch's width: [b, T'-1].
-    let take = |xs: &[f32]| -> Tensor<2> {
-        let v: Vec<f32> = rows
-            .iter()
-            .flat_map(|&b| xs[b * w_all..b * w_all + w].iter().copied())
-            .collect();
-        Tensor::from_data(TensorData::new(v, [rows.len(), w]), device)
-    };
+    let take = |xs: &[f32]| take_rows(xs, rows, w_all, w, device);
     let mask = take(&exp.mask);
     let mb_logprobs = take(&exp.logprobs);
     let mb_values = take(&exp.values);

@@ -105,8 +105,23 @@ pub struct UpdateReport {
     /// Every stage's metrics in one object.
     pub metrics: Metrics,
     pub samples: Vec<SampleReport>,
-    /// The (prompt, reply) pairs PPO rolled out: fresh samples of the policy before its step.
+    /// The (prompt, reply) pairs PPO or GRPO rolled out: fresh samples of the policy before
+    /// its step.
     pub rollouts: Vec<(String, String)>,
+}
+
+impl UpdateReport {
+    /// The replies a simulated rater judges an update by: its rollouts, or for a method without
+    /// any (DPO, KTO, SFT only) the fresh samples shown after it.
+    pub fn judged(&self) -> Vec<(String, String)> {
+        if !self.rollouts.is_empty() {
+            return self.rollouts.clone();
+        }
+        self.samples
+            .iter()
+            .map(|s| (s.prompt.clone(), s.reply.clone()))
+            .collect()
+    }
 }
 
 /// What a slice of an update produced.

@@ -150,15 +150,13 @@ pub struct Demonstration {
     pub reply: String,
 }
 
-/// Token ids of each demonstration (cut to the context) and where its reply starts.
+/// Token ids of each demonstration and where its reply starts, the prompt shortened as for
+/// sampling ([`Tokenizer::fit_exchange`]), so that a reply is learnt after the prompt it was
+/// written to and always keeps room.
 pub fn encode(tok: &Tokenizer, demos: &[Demonstration], context: usize) -> Vec<(Vec<u32>, usize)> {
     demos
         .iter()
-        .map(|d| {
-            let (mut ids, start) = tok.encode_exchange(&d.prompt, &d.reply);
-            ids.truncate(context);
-            (ids, start.min(context))
-        })
+        .map(|d| tok.fit_exchange(&d.prompt, &d.reply, context))
         .collect()
 }
 

@@ -183,7 +183,7 @@ impl Row {
     /// Summarises one update's report, with `rater`'s verdict on its rollouts.
     pub fn of(report: &UpdateReport, rater: &Rater) -> Result<Row> {
         let mut metrics = report.metrics.clone();
-        metrics.rater = RaterStats::of(&report.rollouts, rater)?;
+        metrics.rater = RaterStats::of(&report.judged(), rater)?;
         Ok(Row {
             ratings: report.ratings,
             millis: report.millis,

@@ -156,6 +156,19 @@ impl Tokenizer {
             .unzip()
     }
 
+    /// `<|user|> prompt <|bot|> reply <|end|>` for a model reading `context` tokens, the prompt
+    /// shortened as [`Tokenizer::fit_prompt`] shortens it for sampling and the whole cut to the
+    /// context; and where the reply starts. The same as [`Tokenizer::encode_exchange`] for a
+    /// prompt that fits; the reply keeps at least 24 tokens of room.
+    pub fn fit_exchange(&self, prompt: &str, reply: &str, context: usize) -> (Vec<u32>, usize) {
+        let (mut ids, _) = self.fit_prompt(prompt, context);
+        let start = ids.len();
+        ids.extend(self.encode(reply));
+        ids.push(END);
+        ids.truncate(context);
+        (ids, start)
+    }
+
     /// `<|user|> prompt <|bot|>` for a model reading `context` tokens, shortened from the front
     /// when it would leave fewer than 24 tokens of room for the reply (the end of a long prompt
     /// is usually the question); and whether it had to be shortened.
@@ -239,5 +252,25 @@ mod tests {
         let a = Tokenizer::train(600, 2_000, 3).unwrap();
         let b = Tokenizer::train(600, 2_000, 3).unwrap();
         assert_eq!(a.to_json(), b.to_json());
+    }
+
+    #[test]
+    fn an_exchange_is_framed_as_its_prompt_was_for_sampling() {
+        let t = tok();
+        // A prompt that fits: the same as the plain framing.
+        let (prompt, reply) = ("what is 2 plus 2?", "2 plus 2 is 4.");
+        assert_eq!(
+            t.fit_exchange(prompt, reply, 96),
+            t.encode_exchange(prompt, reply)
+        );
+        // A prompt longer than the context: shortened from the front as for sampling, the
+        // reply after it with room to spare and its <|end|>.
+        let long = format!("{} what is 2 plus 2?", "blah ".repeat(200));
+        let (ids, start) = t.fit_exchange(&long, reply, 96);
+        let (prompt_ids, shortened) = t.fit_prompt(&long, 96);
+        assert!(shortened);
+        assert_eq!((&ids[..start], start), (&prompt_ids[..], prompt_ids.len()));
+        assert_eq!(&ids[start..], &t.encode_exchange("", reply).0[2..]);
+        assert_eq!(*ids.last().unwrap(), END);
     }
 }

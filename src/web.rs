@@ -178,7 +178,7 @@ impl Engine {
                 && let Some(rater) = s.raters.pop_front().flatten()
             {
                 // A built-in rater or a keyword rule cannot fail; the report is never lost.
-                report.metrics.rater = RaterStats::of(&report.rollouts, &rater).ok().flatten();
+                report.metrics.rater = RaterStats::of(&report.judged(), &rater).ok().flatten();
             }
             match event {
                 Some(event) => to_js(&event),

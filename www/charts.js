@@ -22,8 +22,8 @@ export const CHARTS = [
   },
   {
     id: "rater", title: "Rater's thumbs-up rate",
-    help: "rater/preferred: the share of PPO's fresh replies the autopilot's rater would give a " +
-      "thumbs up (autopilot only).",
+    help: "rater/preferred: the share of PPO's (or GRPO's) fresh replies the autopilot's rater would give a " +
+      "thumbs up (autopilot only; with DPO, KTO or SFT only, of the replies shown after the update).",
     series: ["rater/preferred"], percent: true,
   },
   {

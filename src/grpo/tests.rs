@@ -63,4 +63,20 @@ fn the_grpo_loss_is_the_clipped_objective_per_reply_plus_the_kl_term() {
     let l = grpo_loss(new.clone(), old, new, adv, mask, 0.2, 0.0);
     assert!((scalar(l.loss) - (-1.2 + 0.5) / 2.0).abs() < 1e-6);
     assert!((scalar(l.clipfrac) - 2.0 / 3.0).abs() < 1e-6);
+    // The same ratio with Â < 0 is not held back by the clip (min picks the unclipped term):
+    // −Â · ratio = e^0.5 per token, and no clipping is counted.
+    let neg = t2(&[-1.0, -1.0, 0.0, 0.0], 2);
+    let old = t2(&[-1.5, -2.5, -0.5, -9.0], 2);
+    let new = t2(&[-1.0, -2.0, -0.5, -9.0], 2);
+    let l = grpo_loss(
+        new.clone(),
+        old,
+        new,
+        neg,
+        t2(&[1.0, 1.0, 1.0, 0.0], 2),
+        0.2,
+        0.0,
+    );
+    assert!((scalar(l.loss) - 0.5f32.exp() / 2.0).abs() < 1e-6);
+    assert_eq!(scalar(l.clipfrac), 0.0);
 }

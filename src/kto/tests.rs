@@ -82,19 +82,36 @@ fn thumbs_stars_pairs_and_written_answers_become_desirable_or_undesirable_replie
     }
     let ex = rated_examples(&log);
     let got: Vec<(&str, bool)> = ex.rated.iter().map(|(_, r, g)| (r.as_str(), *g)).collect();
+    // The pair's two sides and the written answer in the order given, then each rated reply
+    // by its latest rating (c: 5 stars, not 3).
     assert_eq!(
         got,
         [
-            ("a", true),
-            ("b", false),
-            ("c", true),
             ("d", true),
             ("e", false),
-            ("4.", true)
+            ("4.", true),
+            ("a", true),
+            ("b", false),
+            ("c", true)
         ]
     );
-    // Three stars and the tie: unused.
+    // The 3 stars that the 5 replaced, and the tie: unused.
     assert_eq!((ex.used, ex.unused), (5, 2));
+    // A thumbs up changed to a thumbs down counts once, as a thumbs down.
+    log.add(Feedback::Thumbs {
+        reply: 0,
+        up: false,
+    })
+    .unwrap();
+    let ex = rated_examples(&log);
+    let a: Vec<bool> = ex
+        .rated
+        .iter()
+        .filter(|e| e.1 == "a")
+        .map(|e| e.2)
+        .collect();
+    assert_eq!(a, [false]);
+    assert_eq!((ex.used, ex.unused), (5, 3));
 }
 
 #[test]

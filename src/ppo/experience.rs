@@ -109,6 +109,22 @@ impl Experience {
     }
 }
 
+/// The rows `rows` of a `[B, W]` array `xs` (row-major, `W = w_all`), each cut to its first
+/// `w` columns: a minibatch's `[b, w]` slice of a batch's per-position arrays.
+pub(crate) fn take_rows(
+    xs: &[f32],
+    rows: &[usize],
+    w_all: usize,
+    w: usize,
+    device: &Device,
+) -> Tensor<2> {
+    let v: Vec<f32> = rows
+        .iter()
+        .flat_map(|&b| xs[b * w_all..b * w_all + w].iter().copied())
+        .collect();
+    Tensor::from_data(TensorData::new(v, [rows.len(), w]), device)
+}
+
 /// Per-position log-probs of a right-padded batch, read back, with entropies and values when
 /// `values` (the policy; the reference needs neither).
 pub(crate) async fn forward_stats(

@@ -1,7 +1,7 @@
 //! What a session shows a person: replies to rate, before/after, the fresh samples after an
 //! update with their per-token change, and PPO's score of any reply.
 
-use super::{Method, Session};
+use super::Session;
 use crate::error::{Error, Result};
 use crate::model::{Batch, Gpt};
 use crate::report::{Generated, SampleReport, TokenChange};
@@ -53,8 +53,8 @@ impl Session {
     }
 
     /// Which `n` of the candidate replies `texts` to `prompt` to show: distinct ones, half of
-    /// them those the method rates highest now (the reward model's score for PPO, the implicit
-    /// reward log π/π_ref for the others), alternating with ones drawn at random from the rest,
+    /// them those the method rates highest now (the reward model's score for PPO and GRPO, the
+    /// implicit reward log π/π_ref for the others), alternating with ones drawn at random from the rest,
     /// so that a person with a rare taste sees replies near it early and each pair shown puts
     /// a favourite beside an ordinary reply. Before there is anything to rank by, the first `n`.
     async fn pick(&mut self, prompt: &str, texts: &[String], n: usize) -> Vec<usize> {
@@ -74,8 +74,10 @@ impl Session {
             .map(|&i| (prompt.to_string(), texts[i].clone()))
             .collect();
         let scores = match self.cfg.method {
-            Method::Ppo if !self.reward.is_fitted() => return distinct[..n].to_vec(),
-            Method::Ppo => self.reward_scores(&exchanges).await,
+            m if m.uses_reward_model() && !self.reward.is_fitted() => {
+                return distinct[..n].to_vec();
+            }
+            m if m.uses_reward_model() => self.reward_scores(&exchanges).await,
             _ if self.version == 0 => return distinct[..n].to_vec(),
             _ => self.log_ratios(&exchanges).await,
         };

@@ -216,7 +216,9 @@ impl Comparer {
         if let Some(Event::Done(report)) = run.session.step().await {
             run.millis += report.millis;
             run.updates += 1;
-            run.last = report.metrics.direct.clone();
+            if report.metrics.direct.is_some() {
+                run.last = report.metrics.direct.clone();
+            }
         }
         Ok(self.progress())
     }
