@@ -45,17 +45,27 @@ function row(s, value) {
   return el;
 }
 
-/// Draws the panel from `store.settings`.
+/// The groups only some methods read (the others read every group).
+const USED_BY = { "Reward model": ["ppo", "grpo"], PPO: ["ppo"], DPO: ["dpo"], KTO: ["kto"], GRPO: ["grpo"] };
+
+/// Draws the panel from `store.settings`: the session's group (with the method) first, and the
+/// groups the current method does not read dimmed, saying so.
 export function renderSettings() {
   const box = $("settings");
   box.replaceChildren();
   const { schema, values } = store.settings;
   const groups = [...new Set(schema.map((s) => s.group))];
+  groups.sort((a, b) => (b === "Session") - (a === "Session"));
   for (const group of groups) {
     const set = document.createElement("fieldset");
     set.className = "settings-group";
     const legend = document.createElement("legend");
     legend.textContent = group;
+    const unused = USED_BY[group] && !USED_BY[group].includes(values.method);
+    if (unused) {
+      set.classList.add("unused");
+      legend.textContent = `${group} (not used by ${values.method.toUpperCase()})`;
+    }
     const grid = document.createElement("div");
     grid.className = "settings-grid";
     const more = document.createElement("details");
