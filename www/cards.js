@@ -28,6 +28,7 @@ export function showCards(prompt, replies) {
   store.prompt = prompt;
   store.cards = replies.map((r, i) => ({ ...r, label: "ABCD"[i], rated: [] }));
   store.compareFirst = null;
+  store.compareTie = false;
   $("compare-row").hidden = true;
   renderCards();
 }
@@ -97,23 +98,33 @@ function writeHint() {
   $("cards").after(el);
 }
 
+/// A person rates each card once per kind: a second thumbs or stars on the same reply would
+/// count twice in the queue (the reward model keeps only the latest), so those buttons go
+/// quiet once used.
 function actions(card) {
   const row = document.createElement("div");
   row.className = "card-actions";
+  const thumbed = card.rated.some((m) => m === "👍" || m === "👎");
+  const starred = card.rated.some((m) => m.endsWith("★"));
+  const once = (b, done, what) => {
+    if (done) { b.disabled = true; b.title = `You already gave reply ${card.label} ${what}`; }
+    return b;
+  };
   row.append(
-    button("👍", `Thumbs up for reply ${card.label}`, () => give({ kind: "thumbs", reply: card.reply, up: true }, card, "👍")),
-    button("👎", `Thumbs down for reply ${card.label}`, () => give({ kind: "thumbs", reply: card.reply, up: false }, card, "👎")),
+    once(button("👍", `Thumbs up for reply ${card.label}`, () => give({ kind: "thumbs", reply: card.reply, up: true }, card, "👍")), thumbed, "a thumb"),
+    once(button("👎", `Thumbs down for reply ${card.label}`, () => give({ kind: "thumbs", reply: card.reply, up: false }, card, "👎")), thumbed, "a thumb"),
   );
   const stars = document.createElement("span");
   stars.className = "stars";
   for (let s = 1; s <= 5; s++) {
-    stars.append(button("★", `${s} star${s > 1 ? "s" : ""} for reply ${card.label}`,
-      () => give({ kind: "stars", reply: card.reply, stars: s }, card, `${s}★`), "star"));
+    stars.append(once(button("★", `${s} star${s > 1 ? "s" : ""} for reply ${card.label}`,
+      () => give({ kind: "stars", reply: card.reply, stars: s }, card, `${s}★`), "star"), starred, "stars"));
   }
   const first = store.compareFirst;
+  const verb = store.compareTie ? "is as good as" : "is better than";
   row.append(
     stars,
-    button(first && first !== card ? `${first.label} is better than ${card.label}` : "A vs B…",
+    button(first && first !== card ? `${first.label} ${verb} ${card.label}` : "A vs B…",
       "Compare this reply with another", () => compare(card), "compare"),
     button("✎ Write a better answer", `Write a better answer than reply ${card.label}`, () => demo(card), "write"),
   );
@@ -129,9 +140,13 @@ function compare(card) {
     return;
   }
   const better = store.compareFirst;
+  const tie = store.compareTie;
   store.compareFirst = null;
+  store.compareTie = false;
   $("compare-row").hidden = true;
-  if (better !== card) give({ kind: "pair", better: better.reply, worse: card.reply, tie: false }, better, `better than ${card.label}`);
+  if (better !== card) {
+    give({ kind: "pair", better: better.reply, worse: card.reply, tie }, better, `${tie ? "tie with" : "better than"} ${card.label}`);
+  }
   renderCards();
 }
 
@@ -167,13 +182,12 @@ export function wireCards(presets) {
   }
   $("generate").addEventListener("click", () => generate($("prompt").value));
   $("prompt").addEventListener("keydown", (e) => { if (e.key === "Enter" && store.ready) generate($("prompt").value); });
+  // "They are equally good": the next reply picked is the one tied with the first.
   $("compare-tie").addEventListener("click", () => {
-    const a = store.compareFirst;
-    const b = store.cards.find((c) => c !== a);
-    store.compareFirst = null;
-    $("compare-row").hidden = true;
-    if (a && b) give({ kind: "pair", better: a.reply, worse: b.reply, tie: true }, a, `tie with ${b.label}`);
+    if (!store.compareFirst) return;
+    store.compareTie = true;
+    $("compare-text").textContent = `Reply ${store.compareFirst.label} is as good as… (pick the other reply)`;
     renderCards();
   });
-  $("compare-cancel").addEventListener("click", () => { store.compareFirst = null; $("compare-row").hidden = true; renderCards(); });
+  $("compare-cancel").addEventListener("click", () => { store.compareFirst = null; store.compareTie = false; $("compare-row").hidden = true; renderCards(); });
 }

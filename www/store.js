@@ -20,8 +20,10 @@ export const store = {
   /// gave one, and `editing` and `draft` while a better answer is being written.
   cards: [],
   prompt: "",
-  /// The card picked first for "A vs B", until the second is picked.
+  /// The card picked first for "A vs B", until the second is picked; and whether "They are
+  /// equally good" was pressed, so that the second pick records a tie with it.
   compareFirst: null,
+  compareTie: false,
   /// The autopilot run in progress (`{stop, rounds}`), or null; and the rater it last used
   /// (`{rater, keyword, label}`, kept until Reset), by whose taste a comparison is measured.
   autopilot: null,

@@ -121,9 +121,18 @@ if (!process.env.SMOKE) {
 
     // Compare methods on the 8 ratings so far: PPO and DPO, each replayed from the base model
     // in the worker, then the table and their answers to the same prompts side by side.
-    for (const [card, up] of [[1, false], [3, true], [4, false]]) {
+    // Each card takes one thumb: card A's thumbs are used up.
+    check(await page.isDisabled(".reply-card:nth-child(1) button[aria-label^='Thumbs down']"), "a card rated with a thumb takes no second thumb");
+    for (const [card, up] of [[3, true], [4, false]]) {
       await page.click(`.reply-card:nth-child(${card}) button[aria-label^='Thumbs ${up ? "up" : "down"}']`);
     }
+    // "They are equally good" ties the first reply picked with the next one picked (D, not B).
+    await page.click(".reply-card:nth-child(1) button.compare");
+    await page.click("#compare-tie");
+    await page.click(".reply-card:nth-child(4) button.compare");
+    await page.waitForFunction(() => /tie with/.test(document.querySelector(".reply-card:nth-child(1) .rated").textContent), null, { timeout: 10000 }).catch(() => {});
+    const tied = await page.textContent(".reply-card:nth-child(1) .rated");
+    check(/tie with D/.test(tied), `the tie joins the two replies picked (${tied})`);
     await waitDone(8);
     const tc = Date.now();
     await page.click("#cmp-start");
