@@ -240,12 +240,32 @@ impl Session {
         self.update.is_some()
     }
 
+    /// The most ratings that wait for their update: about half a minute of training on the
+    /// page, beyond which a click storm would only queue minutes of work nobody asked for.
+    pub const MAX_QUEUED: usize = 20;
+
     /// Records a piece of feedback (checked first: bad feedback is refused and changes nothing)
-    /// and queues the update it triggers.
+    /// and queues the update it triggers. Refused while [`Session::MAX_QUEUED`] ratings wait.
     pub fn record(&mut self, fb: Feedback) -> Result<()> {
+        if self.queued >= Self::MAX_QUEUED {
+            return Err(Error::Feedback(format!(
+                "{} ratings are already waiting to train: wait for them, or cancel them",
+                self.queued
+            )));
+        }
         self.log.add(fb)?;
         self.queued += 1;
         Ok(())
+    }
+
+    /// Cancels the ratings still waiting for their update (not the one in flight): they leave
+    /// the log as if never given. Returns how many.
+    pub fn cancel_queued(&mut self) -> usize {
+        let n = self.queued;
+        let keep = self.log.feedback.len() - n;
+        self.log.feedback.truncate(keep);
+        self.queued = 0;
+        n
     }
 
     /// Runs every queued update to the end; returns the report of the last one.

@@ -187,6 +187,17 @@ impl Engine {
         })
     }
 
+    /// Cancels the ratings still waiting to train (not the one training); returns how many.
+    pub fn cancel_queued(&self) -> Result<usize, JsValue> {
+        self.with(|s| {
+            let n = s.session.cancel_queued();
+            // Who gave them: the newest entries of the queue.
+            let keep = s.raters.len().saturating_sub(n);
+            s.raters.truncate(keep);
+            Ok(n)
+        })
+    }
+
     /// Updates waiting to run, and whether one is part-way done.
     pub fn status(&self) -> Result<JsValue, JsValue> {
         self.with(|s| {

@@ -6,7 +6,7 @@
 import { Charts } from "./charts.js";
 import { $, call, notice, store } from "./store.js";
 import { generate, showCards, wireCards } from "./cards.js";
-import { clearPipeline, onEvent, showStatus } from "./pipeline.js";
+import { clearPipeline, onEvent, showStatus, wirePipeline } from "./pipeline.js";
 import { renderTokens } from "./tokens.js";
 import { wireBeforeAfter } from "./beforeafter.js";
 import { stopAutopilot, wireAutopilot } from "./autopilot.js";
@@ -150,6 +150,7 @@ async function main() {
   wireBeforeAfter();
   wireAutopilot();
   wireCompare();
+  wirePipeline();
   wireSettings();
   $("reset").addEventListener("click", reset);
   $("large-text").addEventListener("change", () => {

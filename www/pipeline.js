@@ -2,7 +2,7 @@
 // up slice by slice as an update runs, each stage's numbers when it finishes, and the queue line
 // above it.
 
-import { $, store } from "./store.js";
+import { $, call, notice, store } from "./store.js";
 import { renderTokens } from "./tokens.js";
 
 /// The third box shows whichever method trains the policy.
@@ -95,7 +95,22 @@ export function showStatus(st) {
   $("queue").textContent = waiting === 0
     ? `${plural(st.ratings, "rating")} so far; Pip has been updated ${plural(st.version, "time")}.`
     : `Training… ${plural(waiting, "update")} to go (${st.queued} waiting in the queue).`;
+  $("cancel-queue").hidden = st.queued === 0;
   store.status = st;
+}
+
+/// Drops the ratings still waiting to train (the engine refuses more than 20 waiting).
+async function cancelQueued() {
+  try {
+    const n = await call("cancelQueued");
+    notice(n ? `${n} waiting rating${n === 1 ? "" : "s"} cancelled: Pip will not train on ${n === 1 ? "it" : "them"}.` : "No rating was waiting.", "info");
+  } catch (err) {
+    notice(err.message);
+  }
+}
+
+export function wirePipeline() {
+  $("cancel-queue").addEventListener("click", cancelQueued);
 }
 
 /// Back to "waiting" on every stage.

@@ -118,6 +118,7 @@ const handlers = {
   async applySettings({ changes }) { engine.apply_settings(JSON.stringify(changes)); return engine.settings(); },
   async reset() { engine.reset(); await status(); return engine.settings(); },
   async exportLog() { return engine.export_log(); },
+  async cancelQueued() { const n = engine.cancel_queued(); await status(); return n; },
   async compareStart({ methods, rater, keyword, prompts }) {
     if (comparing) comparing.free();
     comparing = engine.compare(methods, rater, keyword, prompts);

@@ -624,6 +624,40 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
 }
 
 #[test]
+fn the_queue_is_bounded_and_waiting_ratings_can_be_cancelled() {
+    let mut s = session(small());
+    let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
+    let pair = Feedback::Pair {
+        better: replies[0].reply,
+        worse: replies[1].reply,
+        tie: false,
+    };
+    // A click storm: the first MAX_QUEUED ratings queue, the rest are refused with a message.
+    let mut refused = 0;
+    for _ in 0..50 {
+        if let Err(e) = s.record(pair.clone()) {
+            assert!(e.to_string().contains("already waiting"), "{e}");
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        (s.queued(), refused),
+        (Session::MAX_QUEUED, 50 - Session::MAX_QUEUED)
+    );
+    // One update starts; cancelling drops the 19 still waiting from the log, not that one.
+    let first = crate::block_on(s.step());
+    assert!(first.is_some() && s.is_updating());
+    assert_eq!(s.cancel_queued(), Session::MAX_QUEUED - 1);
+    assert_eq!((s.queued(), s.log.feedback.len()), (0, 1));
+    let report = crate::block_on(s.update()).expect("the update in flight finishes");
+    assert_eq!((report.ratings, s.version()), (1, 1));
+    assert!(crate::block_on(s.step()).is_none());
+    // Ratings are taken again.
+    s.record(pair).unwrap();
+    assert_eq!(s.queued(), 1);
+}
+
+#[test]
 fn each_method_runs_its_own_stage_and_says_which_it_does_not_use() {
     let stages = |method: Method| {
         let mut cfg = small().with_method(method).with_reply_pool(4);

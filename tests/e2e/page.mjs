@@ -157,7 +157,15 @@ if (!process.env.SMOKE) {
     await page.locator("section.replies").screenshot({ path: `${out}/page-${backend}-write-hint.png` });
     await page.click("#write-hint button");
     check(await page.evaluate(() => document.activeElement.tagName === "TEXTAREA"), "after four thumbs down the page invites a written answer, and its button opens the editor");
-    await waitDone(12);
+    // Ratings waiting to train can be cancelled: the one training finishes, the rest go.
+    await page.waitForSelector("#cancel-queue:not([hidden])", { timeout: 10000 });
+    await page.click("#cancel-queue");
+    await page.waitForFunction(() => /cancelled/.test(document.getElementById("notice").textContent), null, { timeout: 10000 });
+    await waitDone(9);
+    await page.waitForTimeout(500);
+    const after = await page.evaluate(() => ({ ratings: window.playground.ratings, status: window.playground.status }));
+    check(after.ratings === 9 && after.status.queued === 0 && after.status.ratings === 9 && await page.isHidden("#cancel-queue"),
+      `cancelling leaves the rating in training and drops the waiting ones (${JSON.stringify(after)})`);
   }
 
   // Autopilot, the classroom mode: from the base model again, the polite rater gives thumbs
