@@ -6,10 +6,14 @@ import { renderCards, showCards } from "./cards.js";
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
-async function waitIdle() {
+/// Waits until the engine has trained on every queued rating; gives up when the run is asked
+/// to stop or the engine has crashed (the training would never finish).
+async function waitIdle(run) {
   for (;;) {
     const st = store.status;
     if (st && st.queued === 0 && !st.updating) return;
+    if (store.crashed) throw new Error("the engine stopped");
+    if (run.stop) return;
     await sleep(100);
   }
 }
@@ -52,7 +56,7 @@ async function autopilot() {
       const n = out.feedback.length;
       $("auto-status").textContent = `Round ${run.rounds}: the rater gave ${n} rating${n === 1 ? "" : "s"}. Training…`;
       await sleep(50);
-      await waitIdle();
+      await waitIdle(run);
       $("auto-status").textContent = `Round ${run.rounds} done (${store.ratings} ratings so far).`;
       await sleep(Number($("auto-speed").value));
     }
