@@ -17,7 +17,7 @@ use crate::model::Gpt;
 use crate::report::{Slice, Steps};
 use crate::rng::Rng;
 use crate::settings::config;
-use crate::sft::{Demonstration, encode, reply_logprobs};
+use crate::sft::reply_logprobs;
 use crate::tokenizer::Tokenizer;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::prelude::*;
@@ -140,7 +140,7 @@ pub fn dpo_loss(
     }
 }
 
-/// An encoded exchange: token ids and where the reply starts ([`encode`]).
+/// An encoded exchange: token ids and where the reply starts ([`Tokenizer::fit_exchange`]).
 type Encoded = (Vec<u32>, usize);
 
 /// DPO's optimiser and settings, and the pairs of the update in flight. Like SFT, it steps the
@@ -176,15 +176,11 @@ impl DpoTrainer {
     /// Starts an update on the pairs in `log`, encoded for a model reading `context` tokens.
     pub fn begin(&mut self, tok: &Tokenizer, log: &FeedbackLog, context: usize) {
         let prefs = preference_pairs(log);
-        let demos: Vec<Demonstration> = prefs
+        let encoded: Vec<Encoded> = prefs
             .texts
             .iter()
-            .map(|(prompt, reply)| Demonstration {
-                prompt: prompt.clone(),
-                reply: reply.clone(),
-            })
+            .map(|(prompt, reply)| tok.fit_exchange(prompt, reply, context))
             .collect();
-        let encoded = encode(tok, &demos, context);
         self.data = prefs
             .pairs
             .iter()

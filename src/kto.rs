@@ -16,7 +16,7 @@ use crate::model::Gpt;
 use crate::report::{Slice, Steps};
 use crate::rng::Rng;
 use crate::settings::config;
-use crate::sft::{Demonstration, encode, reply_logprobs};
+use crate::sft::reply_logprobs;
 use crate::tokenizer::Tokenizer;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::prelude::*;
@@ -193,15 +193,11 @@ impl KtoTrainer {
                 .find(|&j| batch[j].0 != batch[i].0)
                 .unwrap_or((i + 1) % n)
         };
-        let demos: Vec<Demonstration> = (0..n)
+        let seqs: Vec<(Vec<u32>, usize)> = (0..n)
             .map(|i| (i, i))
             .chain((0..n).map(|i| (i, other(i))))
-            .map(|(p, r)| Demonstration {
-                prompt: batch[p].0.clone(),
-                reply: batch[r].1.clone(),
-            })
+            .map(|(p, r)| tok.fit_exchange(&batch[p].0, &batch[r].1, self.context))
             .collect();
-        let seqs = encode(tok, &demos, self.context);
         let ref_device = reference.devices()[0].clone();
         let ref_lp = crate::read(reply_logprobs(reference, &seqs, &ref_device).0).await; // [2n]
         // The rated replies with their gradient; the mismatched ones without (z₀ is a constant).

@@ -340,12 +340,7 @@ impl Engine {
     ) -> Result<Comparing, JsValue> {
         let methods = methods
             .split(',')
-            .map(|m| {
-                Method::ALL
-                    .into_iter()
-                    .find(|x| x.name() == m.trim())
-                    .ok_or_else(|| js_err(format!("no method {m:?}")))
-            })
+            .map(|m| Method::from_name(m.trim()).ok_or_else(|| js_err(format!("no method {m:?}"))))
             .collect::<Result<Vec<_>, _>>()?;
         let rater = match rater.as_str() {
             "" => None,

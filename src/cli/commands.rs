@@ -397,9 +397,7 @@ pub fn compare(cli: &Cli, a: &CompareArgs, (device, _): &Device) -> Result<(), S
         .methods
         .iter()
         .map(|m| {
-            Method::ALL
-                .into_iter()
-                .find(|x| x.name() == m.trim())
+            Method::from_name(m.trim())
                 .ok_or_else(|| format!("--methods: no method {m:?} (ppo, dpo, kto, grpo, sft)"))
         })
         .collect::<Result<Vec<_>, _>>()?;

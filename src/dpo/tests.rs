@@ -109,20 +109,8 @@ fn on_a_separable_log_dpo_raises_the_chosen_replys_log_ratio_over_the_rejected()
         tie: false,
     })
     .unwrap();
-    let seqs = encode(
-        &tok,
-        &[
-            Demonstration {
-                prompt: "what is 2 plus 2?".into(),
-                reply: chosen.into(),
-            },
-            Demonstration {
-                prompt: "what is 2 plus 2?".into(),
-                reply: rejected.into(),
-            },
-        ],
-        reference.context(),
-    );
+    let seqs =
+        [chosen, rejected].map(|r| tok.fit_exchange("what is 2 plus 2?", r, reference.context()));
     let ratios = |policy: &Gpt| {
         let pi = values(reply_logprobs(policy, &seqs, &device.clone().autodiff()).0);
         let r = values(reply_logprobs(&reference, &seqs, &device).0);

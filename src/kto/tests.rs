@@ -154,14 +154,7 @@ fn kto_raises_a_liked_replys_log_ratio_and_lowers_a_disliked_ones() {
     // Policy = reference at the first step: r = z₀ = 0, so each reply's loss is λ/2.
     assert!((losses[0] - 0.5).abs() < 1e-4, "{losses:?}");
     assert!(losses[4] < losses[0], "{losses:?}");
-    let seqs = encode(
-        &tok,
-        &[good, bad].map(|r| Demonstration {
-            prompt: "what is 2 plus 2?".into(),
-            reply: r.into(),
-        }),
-        reference.context(),
-    );
+    let seqs = [good, bad].map(|r| tok.fit_exchange("what is 2 plus 2?", r, reference.context()));
     let pi = values(reply_logprobs(&policy, &seqs, &device.clone().autodiff()).0);
     let r = values(reply_logprobs(&reference, &seqs, &device).0);
     assert!(pi[0] > r[0] && pi[1] < r[1], "{pi:?} against {r:?}");

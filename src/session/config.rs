@@ -50,6 +50,11 @@ impl Method {
         }
     }
 
+    /// The method with this name.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.name() == name)
+    }
+
     /// Whether it fits and reads the reward model.
     pub fn uses_reward_model(self) -> bool {
         matches!(self, Method::Ppo | Method::Grpo)

@@ -99,14 +99,11 @@ impl Session {
 
     /// log π(y|x) − log π_ref(y|x) of each exchange: the implicit reward DPO and KTO train.
     async fn log_ratios(&self, exchanges: &[(String, String)]) -> Vec<f32> {
-        let demos: Vec<crate::sft::Demonstration> = exchanges
+        let context = self.reference.context();
+        let seqs: Vec<(Vec<u32>, usize)> = exchanges
             .iter()
-            .map(|(prompt, reply)| crate::sft::Demonstration {
-                prompt: prompt.clone(),
-                reply: reply.clone(),
-            })
+            .map(|(prompt, reply)| self.tok.fit_exchange(prompt, reply, context))
             .collect();
-        let seqs = crate::sft::encode(&self.tok, &demos, self.reference.context());
         let policy = self.policy();
         let pi = crate::read(crate::sft::reply_logprobs(&policy, &seqs, &self.device).0).await;
         let reference = &self.reference;
