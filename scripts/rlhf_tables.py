@@ -5,7 +5,7 @@ tables and prints them as Markdown (mean and spread over seeds).
 Usage: cargo build --release && scripts/rlhf_tables.py [--seeds 3] [--first-seed 1] [--ratings 40]
        [--out DIR] [--set KEY=VALUE ...] [--only thumbs --only polite ...] [--pairs extremes]
        [--replies 4] [--model DIR] [--raters polite,polite+short,...] [--combined]
-       [--methods ppo,dpo,kto,grpo,sft]
+       [--methods ppo,dpo,kto,grpo,bon,sft]
 With --methods, each method runs into its own folder under --out (OUT/ppo, OUT/dpo, ...) and the
 tables get a row per rater and method. RLHF_BIN=PATH runs another binary than target/release's.
 Each table gives, over the seeds, the preferred rate's mean ± standard deviation and its 10th

@@ -192,7 +192,9 @@ impl UpdateBencher {
                     first_ppo = false;
                 }
                 // DPO's, KTO's and GRPO's steps stand where PPO's minibatches do.
-                Some(Stage::Ppo | Stage::Dpo | Stage::Kto | Stage::Grpo) => row[4] += ms,
+                Some(Stage::Ppo | Stage::Dpo | Stage::Kto | Stage::Grpo | Stage::Bon) => {
+                    row[4] += ms
+                }
                 Some(Stage::Samples) | None => row[5] += ms,
             }
         }

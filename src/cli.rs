@@ -181,7 +181,8 @@ struct SimulateArgs {
     eval_prompts: usize,
     /// How the policy learns from the ratings after SFT: ppo (a reward model, then PPO), dpo
     /// (pairs, no reward model), kto (thumbs, no reward model), grpo (a reward model, then
-    /// groups of replies compared) or sft (SFT alone). The same as --set method=….
+    /// groups of replies compared), bon (a reward model, then SFT on the best of N replies) or
+    /// sft (SFT alone). The same as --set method=….
     #[arg(long, value_name = "METHOD")]
     method: Option<String>,
     /// Change a session setting, e.g. --set ppo.lr=3e-4 --set reward.steps=8 (names as in
@@ -195,7 +196,11 @@ struct CompareArgs {
     #[command(flatten)]
     sim: SimulateArgs,
     /// The methods to replay the ratings through, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "ppo,dpo,kto,grpo,sft")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ppo,dpo,kto,grpo,bon,sft"
+    )]
     methods: Vec<String>,
 }
 

@@ -145,6 +145,7 @@ type Encoded = (Vec<u32>, usize);
 
 /// DPO's optimiser and settings, and the pairs of the update in flight. Like SFT, it steps the
 /// policy that [`crate::ppo::PpoTrainer`] holds.
+#[derive(Clone)]
 pub struct DpoTrainer {
     cfg: DpoConfig,
     optim: ModuleOptimizer,

@@ -112,6 +112,7 @@ pub fn grpo_loss(
 }
 
 /// One GRPO batch: the groups' replies and what was read from them before the epochs.
+#[derive(Clone)]
 struct Rollout {
     seqs: Vec<Vec<u32>>,
     /// Longest sequence.
@@ -135,6 +136,7 @@ struct Rollout {
 /// GRPO's optimiser and settings, and the batch in flight. Like SFT, it steps the policy that
 /// [`crate::ppo::PpoTrainer`] holds; it reads the reward model through the same
 /// [`Context`] as PPO.
+#[derive(Clone)]
 pub struct GrpoTrainer {
     cfg: GrpoConfig,
     optim: ModuleOptimizer,

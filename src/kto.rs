@@ -133,6 +133,7 @@ pub fn reference_point(mismatched_ratios: &[f32]) -> f64 {
 
 /// KTO's optimiser and settings, and the rated replies of the update in flight. Like SFT, it
 /// steps the policy that [`crate::ppo::PpoTrainer`] holds.
+#[derive(Clone)]
 pub struct KtoTrainer {
     cfg: KtoConfig,
     optim: ModuleOptimizer,

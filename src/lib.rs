@@ -4,6 +4,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
+pub mod bon;
 pub mod checkpoint;
 pub mod corpus;
 pub mod dpo;

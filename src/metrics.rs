@@ -208,6 +208,42 @@ pub struct GrpoStats {
     pub completion_length: f64,
 }
 
+/// What best-of-N fine-tuning measured in an update (under `bon/`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BonStats {
+    /// Mean cross-entropy of the kept replies over the steps (as `sft/loss`).
+    #[serde(rename = "bon/loss")]
+    pub loss: f64,
+    /// Mean reward-model score of the candidates.
+    #[serde(rename = "bon/reward")]
+    pub reward: f64,
+    /// Replies written this update.
+    #[serde(rename = "bon/candidates")]
+    pub candidates: usize,
+    /// Of those, the ones kept.
+    #[serde(rename = "bon/accepted")]
+    pub accepted: usize,
+    /// Replies learnt from: this update's kept and the earlier ones the reward model still likes.
+    #[serde(rename = "bon/kept")]
+    pub kept: usize,
+    /// Mean candidate length, in tokens.
+    #[serde(rename = "bon/completion_length")]
+    pub completion_length: f64,
+}
+
+/// The check that ends every update ([`crate::session::Session`]): the policy's cross-entropy
+/// on fixed corpus exchanges, and whether the update was rolled back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HealthStats {
+    /// The policy's mean cross-entropy per reply token on the probe exchanges, in nats (after a
+    /// roll-back, the restored model's).
+    #[serde(rename = "health/probe_nll")]
+    pub probe_nll: f64,
+    /// Whether the update broke the model and was rolled back.
+    #[serde(rename = "health/rolled_back")]
+    pub rolled_back: bool,
+}
+
 /// What the fresh replies shown after an update measured: the same for every method.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SampleStats {
@@ -287,7 +323,11 @@ pub struct Metrics {
     #[serde(flatten)]
     pub grpo: Option<GrpoStats>,
     #[serde(flatten)]
+    pub bon: Option<BonStats>,
+    #[serde(flatten)]
     pub samples: Option<SampleStats>,
+    #[serde(flatten)]
+    pub health: Option<HealthStats>,
     #[serde(flatten)]
     pub rater: Option<RaterStats>,
 }
@@ -310,8 +350,14 @@ impl Metrics {
         if other.grpo.is_some() {
             self.grpo = other.grpo.clone();
         }
+        if other.bon.is_some() {
+            self.bon = other.bon.clone();
+        }
         if other.samples.is_some() {
             self.samples = other.samples.clone();
+        }
+        if other.health.is_some() {
+            self.health = other.health.clone();
         }
         if other.rater.is_some() {
             self.rater = other.rater.clone();

@@ -98,6 +98,7 @@ impl PpoConfig {
 
 /// The policy (with its scalar head as the value function), its optimiser, the KL controller
 /// and the PPO update in flight.
+#[derive(Clone)]
 pub struct PpoTrainer {
     cfg: PpoConfig,
     /// On the autodiff device; SFT steps it too ([`crate::sft::SftTrainer`]).
@@ -113,6 +114,7 @@ pub struct PpoTrainer {
 }
 
 /// One iteration's batch and how far its epochs have got.
+#[derive(Clone)]
 struct Iteration {
     exp: Experience,
     /// The rollouts' mean reference confidence, as their scores counted it.

@@ -4,7 +4,7 @@ use crate::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 
 /// The three stages of an update, and the samples shown after it. The third is PPO, or DPO, KTO
-/// or GRPO in its place ([`crate::session::Method`]).
+/// GRPO or best-of-N in its place ([`crate::session::Method`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -14,6 +14,7 @@ pub enum Stage {
     Dpo,
     Kto,
     Grpo,
+    Bon,
     Samples,
 }
 
@@ -108,6 +109,10 @@ pub struct UpdateReport {
     /// The (prompt, reply) pairs PPO or GRPO rolled out: fresh samples of the policy before
     /// its step.
     pub rollouts: Vec<(String, String)>,
+    /// Why the update was undone, when it broke the model: the model is as it was before the
+    /// update (the rating stays in the log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }
 
 impl UpdateReport {

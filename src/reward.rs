@@ -91,6 +91,7 @@ impl RewardConfig {
 const UNSEEN_WINDOW: usize = 50;
 
 /// The reward model, its optimiser and what fitting keeps between updates.
+#[derive(Clone)]
 pub struct RewardTrainer {
     cfg: RewardConfig,
     /// On the autodiff device.
@@ -120,6 +121,7 @@ pub struct RewardTrainer {
 }
 
 /// One update's fitting: its data and how far it has got.
+#[derive(Clone)]
 struct Fit {
     data: RewardData,
     /// Feedback entries in the log when the update began: what this fitting learns from.
@@ -136,6 +138,9 @@ struct Fit {
 pub struct Scored {
     /// The reward model's score plus the weighted confidence, unnormalised.
     pub scores: Vec<f32>,
+    /// The reward model's own score: with thumbs and stars in the log, σ(raw) is its belief that
+    /// the person likes the reply (the pointwise term fits it).
+    pub raw: Vec<f32>,
     /// The reference's confidence in each reply ([`reference_confidence`]).
     pub confidence: Vec<f32>,
     /// `[B * width]` per-position log-probs under the reference (position `j` predicts token
@@ -143,6 +148,16 @@ pub struct Scored {
     pub ref_logprobs: Vec<f32>,
     /// Positions per row: the longest sequence less one.
     pub width: usize,
+}
+
+impl Scored {
+    /// The reference's log-probability of row `b`'s reply (its tokens from `start` to `len`,
+    /// the `<|end|>` included when the row has it), read from `ref_logprobs`.
+    pub fn reply_ref_logprob(&self, b: usize, start: usize, len: usize) -> f32 {
+        (start - 1..len - 1)
+            .map(|j| self.ref_logprobs[b * self.width + j])
+            .sum()
+    }
 }
 
 impl RewardTrainer {
@@ -350,6 +365,7 @@ impl RewardTrainer {
         let scores = with_confidence(&raw, &confidence, self.confidence_weight(pair_share));
         Scored {
             scores,
+            raw,
             confidence,
             ref_logprobs,
             width,

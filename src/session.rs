@@ -9,6 +9,10 @@
 //!                    ─▶ fresh samples with their reward and per-token change
 //! ```
 //!
+//! Every update ends with a check of the model: one that broke it (a loss that is not a number,
+//! replies that stop being sentences) is rolled back to a snapshot taken before it, which is
+//! also what "Undo last rating" restores (`health.rs`).
+//!
 //! The update runs in slices ([`Session::step`]: one optimiser step or one rollout at a time),
 //! so the page stays responsive and draws each stage as it happens; [`Session::update`] runs
 //! them all. Each stage's trainer ([`SftTrainer`], [`RewardTrainer`], [`PpoTrainer`]) owns its
@@ -18,10 +22,13 @@
 //! something different after each one. KL is always "how far from where we started".
 
 mod config;
+mod health;
 mod replies;
 
 pub use config::{Method, SessionConfig};
+pub use health::{MAX_PROBE_DRIFT, MAX_PROBE_RISE, PROBES, verdict};
 
+use crate::bon::BonTrainer;
 use crate::checkpoint;
 use crate::corpus::Corpus;
 use crate::dpo::DpoTrainer;
@@ -29,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::feedback::{Feedback, FeedbackLog};
 use crate::grpo::GrpoTrainer;
 use crate::kto::KtoTrainer;
-use crate::metrics::{Metrics, SampleStats};
+use crate::metrics::{HealthStats, Metrics, SampleStats};
 use crate::model::{Gpt, GptConfig};
 use crate::ppo::{self, PpoTrainer};
 use crate::report::{Event, Slice, Stage, StageReport, UpdateReport};
@@ -94,8 +101,11 @@ impl Update {
                 Method::Dpo => Stage::Dpo,
                 Method::Kto => Stage::Kto,
                 Method::Grpo => Stage::Grpo,
+                Method::Bon => Stage::Bon,
             },
-            Stage::Ppo | Stage::Dpo | Stage::Kto | Stage::Grpo | Stage::Samples => Stage::Samples,
+            Stage::Ppo | Stage::Dpo | Stage::Kto | Stage::Grpo | Stage::Bon | Stage::Samples => {
+                Stage::Samples
+            }
         };
         self.stages.push(report.clone());
         Event::Stage(report)
@@ -117,6 +127,7 @@ pub struct Session {
     dpo: DpoTrainer,
     kto: KtoTrainer,
     grpo: GrpoTrainer,
+    bon: BonTrainer,
     pub log: FeedbackLog,
     /// Updates waiting to run (one per piece of feedback), not counting the one in flight.
     queued: usize,
@@ -127,6 +138,15 @@ pub struct Session {
     version: u32,
     rng: Rng,
     corpus: Corpus,
+    /// All that the last update (or the one in flight) changed, as it was before it: what a
+    /// roll-back or Undo restores.
+    before: Option<health::Snapshot>,
+    /// Fixed corpus exchanges, and the policy's cross-entropy on them after the last good
+    /// update (none yet: the base model's is read when needed).
+    probes: Vec<(Vec<u32>, usize)>,
+    probe_nll: Option<f64>,
+    /// The base model's cross-entropy on them, once read.
+    base_probe_nll: Option<f64>,
 }
 
 impl Session {
@@ -146,6 +166,7 @@ impl Session {
         let policy = load(&train_device)?;
         let reward_model = load(&train_device)?;
         let seed = cfg.seed;
+        let probes = health::probes(&tok, reference.context());
         Ok(Session {
             pending: None,
             sft: SftTrainer::new(cfg.sft.clone(), device),
@@ -154,6 +175,7 @@ impl Session {
             dpo: DpoTrainer::new(cfg.dpo.clone(), device),
             kto: KtoTrainer::new(cfg.kto.clone(), device),
             grpo: GrpoTrainer::new(cfg.grpo.clone(), device),
+            bon: BonTrainer::new(cfg.bon.clone(), device),
             cfg,
             tok,
             device: device.clone(),
@@ -165,6 +187,10 @@ impl Session {
             version: 0,
             rng: Rng::new(seed ^ 0x5e55_1011),
             corpus: Corpus::new(seed ^ 0xc0_7105),
+            before: None,
+            probes,
+            probe_nll: None,
+            base_probe_nll: None,
         })
     }
 
@@ -202,6 +228,7 @@ impl Session {
         self.dpo.set_config(cfg.dpo.clone());
         self.kto.set_config(cfg.kto.clone());
         self.grpo.set_config(cfg.grpo.clone());
+        self.bon.set_config(cfg.bon.clone());
         self.cfg = cfg;
     }
 
@@ -302,6 +329,7 @@ impl Session {
 
     /// Starts the next update: each stage takes what it learns from in the log as it is now.
     fn begin(&mut self) -> Update {
+        self.before = Some(self.capture());
         let demos = sft::demonstrations(&self.log, self.cfg.sft_top_rated);
         self.sft.begin(&self.tok, &demos, self.reference.context());
         let context = self.reference.context();
@@ -315,6 +343,10 @@ impl Session {
             Method::Grpo => {
                 self.reward.begin(&self.log);
                 self.grpo.begin();
+            }
+            Method::Bon => {
+                self.reward.begin(&self.log);
+                self.bon.begin();
             }
             Method::Sft => {}
         }
@@ -330,8 +362,8 @@ impl Session {
         }
     }
 
-    /// One slice of the current stage, in the order SFT → reward model → PPO (or DPO, KTO, GRPO)
-    /// → samples. A stage the method does not use says so.
+    /// One slice of the current stage, in the order SFT → reward model → PPO (or DPO, KTO, GRPO,
+    /// best-of-N) → samples. A stage the method does not use says so.
     async fn advance(&mut self, up: &mut Update) -> Event {
         let method = self.cfg.method;
         let slice = match up.stage {
@@ -375,6 +407,13 @@ impl Session {
                 self.ppo.put_policy(policy);
                 slice
             }
+            Stage::Bon => {
+                let policy = self.ppo.take_policy();
+                let cx = context!(self);
+                let (policy, slice) = self.bon.step(policy, cx, &mut up.rollouts).await;
+                self.ppo.put_policy(policy);
+                slice
+            }
             Stage::Samples => return self.finish(up).await,
         };
         match slice {
@@ -390,16 +429,24 @@ impl Session {
         }
     }
 
-    /// Fresh samples to show what changed, and the update's report.
+    /// The model checked (and rolled back if the update broke it), fresh samples to show what
+    /// changed, and the update's report.
     async fn finish(&mut self, up: &mut Update) -> Event {
+        let (probe_nll, rolled_back) = self.check(&up.stages).await;
+        if rolled_back.is_none() {
+            self.version += 1;
+        }
         let samples = self.samples().await;
         let now = crate::now_ms();
-        self.version += 1;
         let mut metrics = up
             .stages
             .iter()
             .fold(Metrics::default(), |m, s| m.merge(&s.metrics));
         metrics.samples = SampleStats::of(&samples);
+        metrics.health = Some(HealthStats {
+            probe_nll,
+            rolled_back: rolled_back.is_some(),
+        });
         Event::Done(UpdateReport {
             version: self.version,
             ratings: up.rating,
@@ -408,6 +455,7 @@ impl Session {
             metrics,
             samples,
             rollouts: std::mem::take(&mut up.rollouts),
+            rolled_back,
         })
     }
 }

@@ -391,7 +391,7 @@ mod tests {
             ("ppo.lr=5", "ppo.lr must be between"),
             (
                 "method=rlhf",
-                "method takes one of ppo, dpo, kto, grpo, sft",
+                "method takes one of ppo, dpo, kto, grpo, bon, sft",
             ),
             ("method=1", "method takes one of"),
         ] {

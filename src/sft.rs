@@ -41,6 +41,7 @@ impl SftConfig {
 /// SFT's optimiser and settings, and the demonstrations of the update in flight. It steps the
 /// policy that [`crate::ppo::PpoTrainer`] holds: SFT and PPO train one model, as in Ouyang et
 /// al., where PPO starts from the SFT model (here they take turns, every update).
+#[derive(Clone)]
 pub struct SftTrainer {
     cfg: SftConfig,
     optim: ModuleOptimizer,

@@ -177,6 +177,9 @@ pub struct Row {
     pub stage_millis: Vec<f64>,
     /// The update's metrics, with the rater's verdict on its PPO rollouts.
     pub metrics: Metrics,
+    /// Why the update was rolled back, when it broke the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back: Option<String>,
 }
 
 impl Row {
@@ -189,6 +192,7 @@ impl Row {
             millis: report.millis,
             stage_millis: report.stages.iter().map(|s| s.millis).collect(),
             metrics,
+            rolled_back: report.rolled_back.clone(),
         })
     }
 }

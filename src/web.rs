@@ -198,7 +198,14 @@ impl Engine {
         })
     }
 
-    /// Updates waiting to run, and whether one is part-way done.
+    /// Undoes the last rating: the model and the log as they were before it (refused, with a
+    /// message, while an update runs or ratings wait, and when there is nothing to undo).
+    pub fn undo(&self) -> Result<(), JsValue> {
+        self.with(|s| s.session.undo().map_err(js_err))
+    }
+
+    /// Updates waiting to run, whether one is part-way done, and whether the last rating can
+    /// be undone.
     pub fn status(&self) -> Result<JsValue, JsValue> {
         self.with(|s| {
             to_js(&serde_json::json!({
@@ -206,6 +213,7 @@ impl Engine {
                 "updating": s.session.is_updating(),
                 "version": s.session.version(),
                 "ratings": s.session.log.feedback.len(),
+                "canUndo": s.session.can_undo(),
             }))
         })
     }

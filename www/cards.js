@@ -37,10 +37,21 @@ async function give(feedback, card, label) {
   try {
     const queued = await call("record", { feedback });
     if (card) { card.rated.push(label); renderCards(); }
+    store.lastRated = card ? { card, label } : null;
     $("queue").textContent = queued > 1 ? `${queued} ratings waiting to train…` : "Training on your rating…";
   } catch (err) {
     notice(err.message);
   }
+}
+
+/// Takes the mark of the last rating off its card (after Undo), if the card is still shown.
+export function unmarkLastRating() {
+  const last = store.lastRated;
+  store.lastRated = null;
+  if (!last || !store.cards.includes(last.card)) return;
+  const i = last.card.rated.lastIndexOf(last.label);
+  if (i >= 0) last.card.rated.splice(i, 1);
+  renderCards();
 }
 
 /// Draws the cards in `store.cards`.

@@ -22,7 +22,7 @@ export const CHARTS = [
   },
   {
     id: "rater", title: "Rater's thumbs-up rate",
-    help: "rater/preferred: the share of PPO's (or GRPO's) fresh replies the autopilot's rater would give a " +
+    help: "rater/preferred: the share of PPO's (or GRPO's, or best-of-N's) fresh replies the autopilot's rater would give a " +
       "thumbs up (autopilot only; with DPO, KTO or SFT only, of the replies shown after the update).",
     series: ["rater/preferred"], percent: true,
   },
@@ -106,6 +106,16 @@ export class Charts {
         const v = metrics[name];
         this.data[c.id][i].push(Number.isFinite(v) ? v : null);
       });
+      this.plots[c.id].setData([this.x, ...this.data[c.id]]);
+    }
+  }
+
+  /// Forgets the updates after rating `ratings` (an undone rating).
+  dropAfter(ratings) {
+    const keep = this.x.filter((x) => x <= ratings).length;
+    this.x.length = keep;
+    for (const c of CHARTS) {
+      for (const s of this.data[c.id]) s.length = keep;
       this.plots[c.id].setData([this.x, ...this.data[c.id]]);
     }
   }

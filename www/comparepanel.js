@@ -5,7 +5,7 @@
 
 import { $, call, notice, store } from "./store.js";
 
-export const METHOD_NAMES = { ppo: "PPO", dpo: "DPO", kto: "KTO", grpo: "GRPO", sft: "SFT only" };
+export const METHOD_NAMES = { ppo: "PPO", dpo: "DPO", kto: "KTO", grpo: "GRPO", bon: "Best-of-N", sft: "SFT only" };
 
 function pct(x) {
   return Number.isFinite(x) ? `${Math.round(100 * x)}%` : "–";

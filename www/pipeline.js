@@ -1,17 +1,18 @@
-// The pipeline strip: SFT → reward model → PPO (or DPO, KTO or GRPO: the method setting) lighting
+// The pipeline strip: SFT → reward model → PPO (or DPO, KTO, GRPO or best-of-N: the method setting) lighting
 // up slice by slice as an update runs, each stage's numbers when it finishes, and the queue line
 // above it.
 
 import { $, call, notice, store } from "./store.js";
 import { renderTokens } from "./tokens.js";
+import { unmarkLastRating } from "./cards.js";
 
 /// The third box shows whichever method trains the policy.
 function stageEl(stage) {
-  const box = ["dpo", "kto", "grpo"].includes(stage) ? "ppo" : stage;
+  const box = ["dpo", "kto", "grpo", "bon"].includes(stage) ? "ppo" : stage;
   return document.querySelector(`.stage[data-stage="${box}"]`);
 }
 
-const METHOD_NAMES = { ppo: "PPO", dpo: "DPO", kto: "KTO", grpo: "GRPO", sft: "RL step (off: SFT only)" };
+const METHOD_NAMES = { ppo: "PPO", dpo: "DPO", kto: "KTO", grpo: "GRPO", bon: "Best-of-N", sft: "RL step (off: SFT only)" };
 
 /// Names the third box after the method (the `method` setting).
 export function nameStages(method) {
@@ -55,6 +56,9 @@ function summary(ev) {
     const flat = m["grpo/frac_reward_zero_std"] > 0 ? ` · ${percent(m["grpo/frac_reward_zero_std"])} of groups all alike` : "";
     return `reward ${fmt(m["grpo/reward"], 2)} · KL ${fmt(m["grpo/kl"], 3)}/token · clip ${fmt(m["grpo/clip_ratio"], 3)}${flat} · ${ms}`;
   }
+  if (ev.stage === "bon") {
+    return `kept ${m["bon/accepted"]} of ${m["bon/candidates"]} new replies · learnt from ${m["bon/kept"]} · loss ${fmt(m["bon/loss"])} · ${ms}`;
+  }
   return `reward ${fmt(m["objective/scores"], 2)} · KL ${fmt(m["objective/kl"], 2)} · clip ${fmt(m["policy/clipfrac_avg"], 3)} · ${ms}`;
 }
 
@@ -76,6 +80,10 @@ export function onEvent(ev) {
     el.querySelector(".stage-bar div").style.width = "100%";
     el.querySelector(".stage-info").textContent = summary(ev);
   } else if (ev.event === "done") {
+    if (ev.rolled_back) {
+      notice(`Rating ${ev.ratings} broke Pip, so its update was undone and Pip is as it was before: ${ev.rolled_back}. ` +
+        "Smaller learning rates in Settings will let it train.", "warn");
+    }
     store.ratings = ev.ratings;
     store.charts.add(ev.ratings, ev.metrics);
     store.lastReport = ev;
@@ -96,7 +104,21 @@ export function showStatus(st) {
     ? `${plural(st.ratings, "rating")} so far; Pip has been updated ${plural(st.version, "time")}.`
     : `Training… ${plural(waiting, "update")} to go (${st.queued} waiting in the queue).`;
   $("cancel-queue").hidden = st.queued === 0;
+  $("undo").disabled = !st.canUndo;
   store.status = st;
+}
+
+/// Undoes the last rating: the engine restores Pip and the log; the charts and the card follow.
+async function undo() {
+  try {
+    const st = await call("undo");
+    store.charts.dropAfter(st.ratings);
+    store.ratings = st.ratings;
+    unmarkLastRating();
+    notice(`Your last rating was undone: Pip is as it was after rating ${st.ratings}.`, "info");
+  } catch (err) {
+    notice(err.message);
+  }
 }
 
 /// Drops the ratings still waiting to train (the engine refuses more than 20 waiting).
@@ -111,6 +133,7 @@ async function cancelQueued() {
 
 export function wirePipeline() {
   $("cancel-queue").addEventListener("click", cancelQueued);
+  $("undo").addEventListener("click", undo);
 }
 
 /// Back to "waiting" on every stage.

@@ -4,13 +4,17 @@
 
 import { $, call, notice, store } from "./store.js";
 import { nameStages } from "./pipeline.js";
+import { METHOD_NAMES } from "./comparepanel.js";
+
+/// A choice's value as the page names it (the methods by name, anything else in capitals).
+const choiceName = (v) => METHOD_NAMES[v] ?? String(v).toUpperCase();
 
 function input(s, value) {
   if (s.kind === "choice") {
     const el = document.createElement("select");
     el.dataset.path = s.name;
     el.id = `setting-${s.name}`;
-    for (const option of s.options) el.add(new Option(option.toUpperCase(), option, false, option === value));
+    for (const option of s.options) el.add(new Option(choiceName(option), option, false, option === value));
     return el;
   }
   const el = document.createElement("input");
@@ -38,7 +42,7 @@ function row(s, value) {
   name.textContent = s.label;
   const help = document.createElement("span");
   help.className = "setting-help";
-  const shown = (v) => (s.kind === "bool" ? (v ? "on" : "off") : s.kind === "choice" ? String(v).toUpperCase() : String(v));
+  const shown = (v) => (s.kind === "bool" ? (v ? "on" : "off") : s.kind === "choice" ? choiceName(v) : String(v));
   const range = s.min !== null ? ` (${s.min} to ${s.max}; default ${shown(s.default)})` : ` (default: ${shown(s.default)})`;
   help.textContent = s.help + range;
   el.append(name, input(s, value), help);
@@ -46,7 +50,7 @@ function row(s, value) {
 }
 
 /// The groups only some methods read (the others read every group).
-const USED_BY = { "Reward model": ["ppo", "grpo"], PPO: ["ppo"], DPO: ["dpo"], KTO: ["kto"], GRPO: ["grpo"] };
+const USED_BY = { "Reward model": ["ppo", "grpo", "bon"], PPO: ["ppo"], DPO: ["dpo"], KTO: ["kto"], GRPO: ["grpo"], "Best-of-N": ["bon"] };
 
 /// Draws the panel from `store.settings`: the session's group (with the method) first, and the
 /// groups the current method does not read dimmed, saying so.

@@ -65,7 +65,7 @@ export function notice(text, kind = "error") {
   el.textContent = text;
   el.dataset.kind = kind;
   el.hidden = !text;
-  if (text && kind !== "error") setTimeout(() => { if (el.textContent === text) el.hidden = true; }, 6000);
+  if (text && kind === "info") setTimeout(() => { if (el.textContent === text) el.hidden = true; }, 6000);
 }
 
 /// A button with a text, an accessible name and a click handler.

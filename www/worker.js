@@ -119,6 +119,7 @@ const handlers = {
   async reset() { engine.reset(); await status(); return engine.settings(); },
   async exportLog() { return engine.export_log(); },
   async cancelQueued() { const n = engine.cancel_queued(); await status(); return n; },
+  async undo() { engine.undo(); await status(); return engine.status(); },
   async compareStart({ methods, rater, keyword, prompts }) {
     if (comparing) comparing.free();
     comparing = engine.compare(methods, rater, keyword, prompts);

@@ -306,6 +306,9 @@ pub fn simulate(cli: &Cli, a: &SimulateArgs, (device, _): &Device) -> Result<(),
                 opt(rater.map(|r| r.well_formed), 100.0, 0),
                 row.millis
             );
+            if let Some(why) = &row.rolled_back {
+                println!("        rolled back: {why}; the model is as it was before this rating");
+            }
         }
     };
     let report = block_on(simulate::run(&sim, &mut session, show)).map_err(|e| e.to_string())?;
@@ -397,8 +400,9 @@ pub fn compare(cli: &Cli, a: &CompareArgs, (device, _): &Device) -> Result<(), S
         .methods
         .iter()
         .map(|m| {
-            Method::from_name(m.trim())
-                .ok_or_else(|| format!("--methods: no method {m:?} (ppo, dpo, kto, grpo, sft)"))
+            Method::from_name(m.trim()).ok_or_else(|| {
+                format!("--methods: no method {m:?} (ppo, dpo, kto, grpo, bon, sft)")
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let (config, bytes, tok) = load_bytes(cli.model.as_ref())?;

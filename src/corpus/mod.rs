@@ -251,6 +251,7 @@ pub const PRESETS: [&str; 6] = [
 ];
 
 /// A seeded generator of exchanges.
+#[derive(Clone)]
 pub struct Corpus {
     rng: Rng,
     mixture: Mixture,

@@ -13,7 +13,7 @@ const CONFIDENCE_LIMIT: usize = 4096;
 
 /// The reference's confidence in each rated (prompt, reply) text, computed once, and how far
 /// the comparisons so far agree with it.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ConfidenceCache {
     map: HashMap<(String, String), f32>,
     /// τ of [`confidence_agreement`] over the last update's comparisons (0 before any).

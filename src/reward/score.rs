@@ -14,7 +14,7 @@ use super::encode;
 ///
 /// With only the top `train_blocks` blocks training, everything below them is a fixed function
 /// of the tokens; caching its output makes each fitting step cost the top blocks alone.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct FeatureCache {
     map: HashMap<Vec<u32>, Tensor<2>>,
 }

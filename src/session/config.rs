@@ -1,6 +1,7 @@
 //! A session's settings: the three stages' own, how the replies shown are sampled, and how
 //! the stages are fed.
 
+use crate::bon::BonConfig;
 use crate::dpo::DpoConfig;
 use crate::error::Result;
 use crate::grpo::GrpoConfig;
@@ -25,17 +26,21 @@ pub enum Method {
     /// GRPO against the reward model: groups of replies to one prompt, no value head (Shao et
     /// al. 2024).
     Grpo,
+    /// Best-of-N fine-tuning against the reward model: N replies to each prompt, SFT on the
+    /// best that it believes liked (rejection sampling, Touvron et al. 2023).
+    Bon,
     /// SFT alone, on written answers and best-rated replies: the baseline.
     Sft,
 }
 
 impl Method {
     /// Every method, in the order the CLI and the page list them.
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::Ppo,
         Method::Dpo,
         Method::Kto,
         Method::Grpo,
+        Method::Bon,
         Method::Sft,
     ];
 
@@ -46,6 +51,7 @@ impl Method {
             Method::Dpo => "dpo",
             Method::Kto => "kto",
             Method::Grpo => "grpo",
+            Method::Bon => "bon",
             Method::Sft => "sft",
         }
     }
@@ -57,13 +63,13 @@ impl Method {
 
     /// Whether it fits and reads the reward model.
     pub fn uses_reward_model(self) -> bool {
-        matches!(self, Method::Ppo | Method::Grpo)
+        matches!(self, Method::Ppo | Method::Grpo | Method::Bon)
     }
 }
 
 impl crate::settings::SettingType for Method {
     const KIND: crate::settings::Kind = crate::settings::Kind::Choice;
-    const OPTIONS: &'static [&'static str] = &["ppo", "dpo", "kto", "grpo", "sft"];
+    const OPTIONS: &'static [&'static str] = &["ppo", "dpo", "kto", "grpo", "bon", "sft"];
 }
 
 config! {
@@ -82,10 +88,12 @@ config! {
             kto: KtoConfig = "KtoConfig::new()";
             /// GRPO, in place of PPO.
             grpo: GrpoConfig = "GrpoConfig::new()";
+            /// Best-of-N fine-tuning, in place of PPO.
+            bon: BonConfig = "BonConfig::new()";
             /// The replies shown to the person: top-p 0.95 trims the rare tokens that garble a small model (PPO samples in full).
             sample: SampleConfig = "SampleConfig::new().with_top_p(0.95)";
         }
-        /// How Pip learns from your ratings after SFT: PPO with a reward model, DPO on pairs, KTO on thumbs, GRPO with a reward model, or SFT alone.
+        /// How Pip learns from your ratings after SFT: PPO with a reward model, DPO on pairs, KTO on thumbs, GRPO with a reward model, best-of-N with a reward model, or SFT alone.
         method: Method = "Method::Ppo", "Method", basic;
         /// Share of each PPO batch drawn from your own recent prompts; the rest are corpus prompts.
         own_prompt_share: f64 = 0.5 in 0.0..=1.0, "Your prompts in PPO's batch", advanced;

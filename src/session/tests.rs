@@ -76,10 +76,14 @@ fn one_rating_runs_every_stage_in_slices() {
     assert_eq!(progress(Stage::Ppo), 4);
     assert_eq!(report.stages[1].losses.len(), 2);
     assert_eq!(report.stages[2].losses.len(), 4);
-    // The update's metrics are its stages' own and the fresh samples' KL, and PPO's are numbers.
+    // The update's metrics are its stages' own, the fresh samples' KL and the check that ends
+    // the update, and PPO's are numbers.
     let (reward, ppo) = (&report.stages[1].metrics, &report.stages[2].metrics);
+    let health = report.metrics.health.clone().expect("the check's metrics");
+    assert!(!health.rolled_back && health.probe_nll.is_finite());
     let samples = Metrics {
         samples: SampleStats::of(&report.samples),
+        health: Some(health),
         ..Default::default()
     };
     assert!(samples.samples.as_ref().is_some_and(|s| s.kl.is_finite()));
@@ -666,6 +670,7 @@ fn each_method_runs_its_own_stage_and_says_which_it_does_not_use() {
         cfg.grpo.prompts = 2;
         cfg.grpo.group_size = 2;
         cfg.grpo.max_new_tokens = 24;
+        (cfg.bon.prompts, cfg.bon.n, cfg.bon.threshold) = (2, 2, 0.0);
         let mut s = session(cfg);
         let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
         s.record(Feedback::Pair {
@@ -708,6 +713,179 @@ fn each_method_runs_its_own_stage_and_says_which_it_does_not_use() {
         [Stage::Sft, Stage::Reward, Stage::Grpo]
     );
     assert!(grpo[1].1.is_none() && grpo[2].2.grpo.is_some(), "{grpo:?}");
+    // Best-of-N keeps every finished reply at threshold 0 and fine-tunes on them.
+    let bon = stages(Method::Bon);
+    assert_eq!(
+        bon.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [Stage::Sft, Stage::Reward, Stage::Bon]
+    );
+    let stats = bon[2].2.bon.as_ref().expect("best-of-N's metrics");
+    assert_eq!(stats.candidates, 4, "{bon:?}");
+    assert!(
+        stats.accepted >= 1 && stats.kept == stats.accepted,
+        "{stats:?}"
+    );
     let sft = stages(Method::Sft);
     assert!(sft[1].1.is_some() && sft[2].1.as_deref() == Some("SFT only: no RL stage"));
+}
+
+#[test]
+fn best_of_n_says_so_when_the_reward_model_likes_nothing_yet_and_remembers_what_it_kept() {
+    let mut cfg = small().with_method(Method::Bon);
+    (cfg.bon.prompts, cfg.bon.n, cfg.bon.steps) = (2, 3, 1);
+    cfg.bon.threshold = 1.0; // σ(r) < 1 for every finite score: nothing is accepted
+    let mut s = session(cfg.clone());
+    let replies = crate::block_on(s.generate("what is 3 plus 4?", 2)).unwrap();
+    let (good, bad) = (replies[0].reply, replies[1].reply);
+    s.record(Feedback::Thumbs {
+        reply: good,
+        up: true,
+    })
+    .unwrap();
+    s.record(Feedback::Thumbs {
+        reply: bad,
+        up: false,
+    })
+    .unwrap();
+    let report = crate::block_on(s.update()).unwrap();
+    let stage = &report.stages[2];
+    assert_eq!(stage.stage, Stage::Bon);
+    let why = stage.skipped.as_deref().unwrap_or_default();
+    assert!(why.contains("believes you like"), "{why}");
+    // Accepting everything that finished: the kept replies are remembered into the next update,
+    // judged again there.
+    cfg.bon.threshold = 0.0;
+    s.set_config(cfg).unwrap();
+    s.record(Feedback::Thumbs {
+        reply: good,
+        up: true,
+    })
+    .unwrap();
+    let first = crate::block_on(s.update())
+        .unwrap()
+        .metrics
+        .bon
+        .expect("kept replies");
+    assert!(
+        first.accepted >= 1 && first.kept == first.accepted,
+        "{first:?}"
+    );
+    s.record(Feedback::Thumbs {
+        reply: bad,
+        up: false,
+    })
+    .unwrap();
+    let second = crate::block_on(s.update())
+        .unwrap()
+        .metrics
+        .bon
+        .expect("kept replies");
+    assert!(second.kept > second.accepted, "{first:?} then {second:?}");
+}
+
+/// A rating for the next test: a thumbs up on a fresh reply.
+fn rate(s: &mut Session) {
+    let r = crate::block_on(s.generate("what is 3 plus 4?", 1)).unwrap();
+    s.record(Feedback::Thumbs {
+        reply: r[0].reply,
+        up: true,
+    })
+    .unwrap();
+}
+
+#[test]
+fn an_update_that_breaks_the_model_is_rolled_back_and_training_goes_on() {
+    // The command: every learning rate at its largest allowed value wrecks Pip in one
+    // update ("with with with ...").
+    let mut cfg = small();
+    (cfg.sft.lr, cfg.ppo.lr, cfg.reward.lr) = (0.1, 0.1, 0.1);
+    let mut s = session(cfg);
+    let base = crate::block_on(s.probe(true));
+    rate(&mut s);
+    let report = crate::block_on(s.update()).unwrap();
+    let why = report.rolled_back.expect("rolled back");
+    assert!(why.contains("stopped writing ordinary sentences"), "{why}");
+    let health = report.metrics.health.expect("the check's metrics");
+    assert!(health.rolled_back && health.probe_nll == base);
+    // The model is the base model again: same cross-entropy, and the rating stays logged.
+    assert_eq!(crate::block_on(s.probe(false)), base);
+    assert_eq!((s.version(), s.log.feedback.len()), (0, 1));
+    // With sane settings the next rating trains.
+    s.set_config(small()).unwrap();
+    rate(&mut s);
+    let report = crate::block_on(s.update()).unwrap();
+    assert!(report.rolled_back.is_none());
+    assert!(!report.metrics.health.unwrap().rolled_back);
+    assert_eq!(s.version(), 1);
+    assert_ne!(crate::block_on(s.probe(false)), base);
+}
+
+#[test]
+fn a_nan_in_the_middle_of_an_update_is_rolled_back() {
+    use burn::module::{Module, ModuleMapper, Param};
+    struct Poison;
+    impl ModuleMapper for Poison {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            p.map(|t| t * f32::NAN)
+        }
+    }
+    let mut s = session(small());
+    rate(&mut s);
+    crate::block_on(s.update()).unwrap();
+    let good = crate::block_on(s.probe(false));
+    rate(&mut s);
+    // One slice of the second update, then its policy's weights are made NaN.
+    assert!(crate::block_on(s.step()).is_some() && s.is_updating());
+    let policy = s.ppo.take_policy();
+    s.ppo.put_policy(policy.map(&mut Poison));
+    assert!(crate::block_on(s.probe(false)).is_nan());
+    let report = crate::block_on(s.update()).unwrap();
+    let why = report.rolled_back.expect("rolled back");
+    assert!(
+        why.contains("not a number") || why.contains("numbers"),
+        "{why}"
+    );
+    assert_eq!(crate::block_on(s.probe(false)), good);
+    assert!(
+        report
+            .samples
+            .iter()
+            .all(|r| r.tokens.iter().all(|t| t.logprob.is_finite()))
+    );
+    // Training goes on from the restored model.
+    rate(&mut s);
+    assert!(crate::block_on(s.update()).unwrap().rolled_back.is_none());
+    assert_eq!(s.version(), 2);
+}
+
+#[test]
+fn undo_restores_the_model_and_the_log_from_before_the_last_rating() {
+    let mut s = session(small());
+    assert!(!s.can_undo());
+    assert!(
+        s.undo()
+            .unwrap_err()
+            .to_string()
+            .contains("no rating to undo")
+    );
+    rate(&mut s);
+    crate::block_on(s.update()).unwrap();
+    let after_first = crate::block_on(s.probe(false));
+    rate(&mut s);
+    // The random numbers as the second update found them.
+    let rng_before_second = s.rng.clone().next_u64();
+    // Not while a rating waits.
+    assert!(!s.can_undo() && s.undo().is_err());
+    crate::block_on(s.update()).unwrap();
+    assert_ne!(crate::block_on(s.probe(false)), after_first);
+    assert!(s.can_undo());
+    s.undo().unwrap();
+    assert_eq!(crate::block_on(s.probe(false)), after_first);
+    assert_eq!((s.version(), s.log.feedback.len()), (1, 1));
+    assert_eq!(s.rng.clone().next_u64(), rng_before_second);
+    // One level only.
+    assert!(s.undo().is_err());
+    // The next rating is the second again.
+    rate(&mut s);
+    assert_eq!(crate::block_on(s.update()).unwrap().ratings, 2);
 }

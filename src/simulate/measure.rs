@@ -103,7 +103,8 @@ pub fn normalised_entropy(m: &Measure, attribute: &str, values: usize) -> f64 {
         .filter(|&&n| n > 0.0)
         .map(|&n| -(n / total) * (n / total).ln())
         .sum();
-    h / (values as f64).ln()
+    // H ≥ 0; a single value gives −0, printed "-0%" without the abs.
+    h.abs() / (values as f64).ln()
 }
 
 /// Diversity kept: how much of the base model's variety in the attributes the rater does not

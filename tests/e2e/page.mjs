@@ -161,11 +161,42 @@ if (!process.env.SMOKE) {
     await page.waitForSelector("#cancel-queue:not([hidden])", { timeout: 10000 });
     await page.click("#cancel-queue");
     await page.waitForFunction(() => /cancelled/.test(document.getElementById("notice").textContent), null, { timeout: 10000 });
-    await waitDone(9);
+    // 12 ratings given; the ones that had started training stay (one, or more on a slow page).
+    const cancelled = Number((await page.textContent("#notice")).match(/(\d+) waiting/)[1]);
+    const kept = 12 - cancelled;
+    await waitDone(kept);
     await page.waitForTimeout(500);
     const after = await page.evaluate(() => ({ ratings: window.playground.ratings, status: window.playground.status }));
-    check(after.ratings === 9 && after.status.queued === 0 && after.status.ratings === 9 && await page.isHidden("#cancel-queue"),
-      `cancelling leaves the rating in training and drops the waiting ones (${JSON.stringify(after)})`);
+    check(cancelled >= 1 && after.ratings === kept && after.status.queued === 0 && after.status.ratings === kept && await page.isHidden("#cancel-queue"),
+      `cancelling leaves the rating in training and drops the ${cancelled} waiting (${JSON.stringify(after)})`);
+
+    // Undo: the last rating goes, with its point on the charts, and Pip is as it was before it.
+    const updatesBefore = await page.evaluate(() => window.playground.charts.x.length);
+    check(await page.isEnabled("#undo"), "Undo is offered once an update has finished");
+    await page.click("#undo");
+    await page.waitForFunction(() => /undone/.test(document.getElementById("notice").textContent), null, { timeout: 10000 });
+    const undone = await page.evaluate(() => ({ status: window.playground.status, updates: window.playground.charts.x.length }));
+    check(undone.status.ratings === kept - 1 && undone.status.version === after.status.version - 1 && !undone.status.canUndo && undone.updates === updatesBefore - 1
+      && await page.isDisabled("#undo"), `Undo takes back the last rating and its point on the charts (${JSON.stringify(undone)})`);
+
+    // Every learning rate at its largest allowed value wrecks Pip in one update ("with with
+    // with ..."): the update is rolled back, the page says so, and Pip is as it was.
+    for (const path of ["sft.lr", "ppo.lr", "reward.lr"]) await page.fill(`#settings input[data-path='${path}']`, "0.1");
+    await page.click("#apply-settings");
+    await page.waitForFunction(() => window.playground.settings.values["ppo.lr"] === 0.1, null, { timeout: 60000 });
+    await page.click(".reply-card:nth-child(1) button[aria-label^='5 stars']");
+    await waitDone(kept);
+    const broken = await page.evaluate(() => ({
+      notice: document.getElementById("notice").textContent, why: window.playground.lastReport.rolled_back,
+      version: window.playground.status.version,
+    }));
+    check(/broke Pip, so its update was undone/.test(broken.notice) && /ordinary sentences/.test(broken.why) && broken.version === undone.status.version,
+      `an update that breaks Pip is rolled back and the page says why (${JSON.stringify(broken)})`);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: `${out}/page-${backend}-rolled-back.png`, fullPage: false });
+    for (const [path, v] of [["sft.lr", "0.0002"], ["ppo.lr", "0.0002"], ["reward.lr", "0.001"]]) await page.fill(`#settings input[data-path='${path}']`, v);
+    await page.click("#apply-settings");
+    await page.waitForFunction(() => window.playground.settings.values["ppo.lr"] === 2e-4, null, { timeout: 60000 });
   }
 
   // Autopilot, the classroom mode: from the base model again, the polite rater gives thumbs
