@@ -81,7 +81,7 @@ export function onEvent(ev) {
     el.querySelector(".stage-info").textContent = summary(ev);
   } else if (ev.event === "done") {
     if (ev.rolled_back) {
-      notice(`Rating ${ev.ratings} broke Pip, so its update was undone and Pip is as it was before: ${ev.rolled_back}. ` +
+      notice(`Rating ${ev.ratings} broke Pip, so its update was undone and Pip is as it was before. ${ev.rolled_back}. ` +
         "Smaller learning rates in Settings will let it train.", "warn");
     }
     store.ratings = ev.ratings;
