@@ -52,7 +52,7 @@ macro_rules! context {
     ($s:ident) => {
         ppo::Context {
             reference: &$s.reference,
-            reward: &mut $s.reward,
+            reward: &mut $s.trainers.reward,
             tok: &$s.tok,
             prompts: &$s.log.prompts,
             corpus: &mut $s.corpus,
@@ -112,7 +112,21 @@ impl Update {
     }
 }
 
-/// The feedback log, the queue of updates, the reference and the three trainers.
+/// Every stage's trainer: each owns its model (or steps the policy [`PpoTrainer`] holds), its
+/// optimiser and its settings. Together, all that an update trains: a copy is the snapshot a
+/// roll-back or Undo restores (`health.rs`).
+#[derive(Clone)]
+struct Trainers {
+    sft: SftTrainer,
+    reward: RewardTrainer,
+    ppo: PpoTrainer,
+    dpo: DpoTrainer,
+    kto: KtoTrainer,
+    grpo: GrpoTrainer,
+    bon: BonTrainer,
+}
+
+/// The feedback log, the queue of updates, the reference and the stages' trainers.
 pub struct Session {
     cfg: SessionConfig,
     /// Settings given while an update runs: they apply once it has finished.
@@ -121,13 +135,7 @@ pub struct Session {
     device: Device,
     /// The base model, never trained: the KL's reference and the reward model's frozen bottom.
     reference: Gpt,
-    sft: SftTrainer,
-    reward: RewardTrainer,
-    ppo: PpoTrainer,
-    dpo: DpoTrainer,
-    kto: KtoTrainer,
-    grpo: GrpoTrainer,
-    bon: BonTrainer,
+    trainers: Trainers,
     pub log: FeedbackLog,
     /// Updates waiting to run (one per piece of feedback), not counting the one in flight.
     queued: usize,
@@ -169,13 +177,15 @@ impl Session {
         let probes = health::probes(&tok, reference.context());
         Ok(Session {
             pending: None,
-            sft: SftTrainer::new(cfg.sft.clone(), device),
-            reward: RewardTrainer::new(cfg.reward.clone(), reward_model, tok.clone(), device),
-            ppo: PpoTrainer::new(cfg.ppo.clone(), policy, device),
-            dpo: DpoTrainer::new(cfg.dpo.clone(), device),
-            kto: KtoTrainer::new(cfg.kto.clone(), device),
-            grpo: GrpoTrainer::new(cfg.grpo.clone(), device),
-            bon: BonTrainer::new(cfg.bon.clone(), device),
+            trainers: Trainers {
+                sft: SftTrainer::new(cfg.sft.clone(), device),
+                reward: RewardTrainer::new(cfg.reward.clone(), reward_model, tok.clone(), device),
+                ppo: PpoTrainer::new(cfg.ppo.clone(), policy, device),
+                dpo: DpoTrainer::new(cfg.dpo.clone(), device),
+                kto: KtoTrainer::new(cfg.kto.clone(), device),
+                grpo: GrpoTrainer::new(cfg.grpo.clone(), device),
+                bon: BonTrainer::new(cfg.bon.clone(), device),
+            },
             cfg,
             tok,
             device: device.clone(),
@@ -222,13 +232,13 @@ impl Session {
     }
 
     fn apply(&mut self, cfg: SessionConfig) {
-        self.sft.set_config(cfg.sft.clone());
-        self.reward.set_config(cfg.reward.clone());
-        self.ppo.set_config(cfg.ppo.clone());
-        self.dpo.set_config(cfg.dpo.clone());
-        self.kto.set_config(cfg.kto.clone());
-        self.grpo.set_config(cfg.grpo.clone());
-        self.bon.set_config(cfg.bon.clone());
+        self.trainers.sft.set_config(cfg.sft.clone());
+        self.trainers.reward.set_config(cfg.reward.clone());
+        self.trainers.ppo.set_config(cfg.ppo.clone());
+        self.trainers.dpo.set_config(cfg.dpo.clone());
+        self.trainers.kto.set_config(cfg.kto.clone());
+        self.trainers.grpo.set_config(cfg.grpo.clone());
+        self.trainers.bon.set_config(cfg.bon.clone());
         self.cfg = cfg;
     }
 
@@ -239,7 +249,7 @@ impl Session {
 
     /// The policy as it is now (no autodiff), to sample from or measure.
     pub fn policy(&self) -> Gpt {
-        self.ppo.policy()
+        self.trainers.ppo.policy()
     }
 
     /// The frozen reference (the base model).
@@ -249,7 +259,7 @@ impl Session {
 
     /// β of the KL penalty now.
     pub fn kl_coef(&self) -> f64 {
-        self.ppo.kl.value
+        self.trainers.ppo.kl.value
     }
 
     /// Updates completed so far (0 = the base model).
@@ -331,22 +341,24 @@ impl Session {
     fn begin(&mut self) -> Update {
         self.before = Some(self.capture());
         let demos = sft::demonstrations(&self.log, self.cfg.sft_top_rated);
-        self.sft.begin(&self.tok, &demos, self.reference.context());
+        self.trainers
+            .sft
+            .begin(&self.tok, &demos, self.reference.context());
         let context = self.reference.context();
         match self.cfg.method {
             Method::Ppo => {
-                self.reward.begin(&self.log);
-                self.ppo.begin();
+                self.trainers.reward.begin(&self.log);
+                self.trainers.ppo.begin();
             }
-            Method::Dpo => self.dpo.begin(&self.tok, &self.log, context),
-            Method::Kto => self.kto.begin(&self.log, context),
+            Method::Dpo => self.trainers.dpo.begin(&self.tok, &self.log, context),
+            Method::Kto => self.trainers.kto.begin(&self.log, context),
             Method::Grpo => {
-                self.reward.begin(&self.log);
-                self.grpo.begin();
+                self.trainers.reward.begin(&self.log);
+                self.trainers.grpo.begin();
             }
             Method::Bon => {
-                self.reward.begin(&self.log);
-                self.bon.begin();
+                self.trainers.reward.begin(&self.log);
+                self.trainers.bon.begin();
             }
             Method::Sft => {}
         }
@@ -374,44 +386,55 @@ impl Session {
             }),
             Stage::Ppo if method == Method::Sft => Slice::Skipped("SFT only: no RL stage"),
             Stage::Dpo => {
-                let policy = self.ppo.take_policy();
-                let (policy, slice) = self.dpo.step(policy, &self.reference, &mut self.rng).await;
-                self.ppo.put_policy(policy);
+                let policy = self.trainers.ppo.take_policy();
+                let (policy, slice) = self
+                    .trainers
+                    .dpo
+                    .step(policy, &self.reference, &mut self.rng)
+                    .await;
+                self.trainers.ppo.put_policy(policy);
                 slice
             }
             Stage::Kto => {
-                let policy = self.ppo.take_policy();
+                let policy = self.trainers.ppo.take_policy();
                 let (reference, tok) = (&self.reference, &self.tok);
-                let (policy, slice) = self.kto.step(policy, reference, tok, &mut self.rng).await;
-                self.ppo.put_policy(policy);
+                let (policy, slice) = self
+                    .trainers
+                    .kto
+                    .step(policy, reference, tok, &mut self.rng)
+                    .await;
+                self.trainers.ppo.put_policy(policy);
                 slice
             }
             Stage::Sft => {
-                let policy = self.ppo.take_policy();
-                let (policy, slice) = self.sft.step(policy, &mut self.rng).await;
-                self.ppo.put_policy(policy);
+                let policy = self.trainers.ppo.take_policy();
+                let (policy, slice) = self.trainers.sft.step(policy, &mut self.rng).await;
+                self.trainers.ppo.put_policy(policy);
                 slice
             }
             Stage::Reward => {
                 let (reference, log) = (&self.reference, &self.log);
-                self.reward.step(reference, log, &mut self.rng).await
+                self.trainers
+                    .reward
+                    .step(reference, log, &mut self.rng)
+                    .await
             }
             Stage::Ppo => {
                 let cx = context!(self);
-                self.ppo.step(cx, &mut up.rollouts).await
+                self.trainers.ppo.step(cx, &mut up.rollouts).await
             }
             Stage::Grpo => {
-                let policy = self.ppo.take_policy();
+                let policy = self.trainers.ppo.take_policy();
                 let cx = context!(self);
-                let (policy, slice) = self.grpo.step(policy, cx, &mut up.rollouts).await;
-                self.ppo.put_policy(policy);
+                let (policy, slice) = self.trainers.grpo.step(policy, cx, &mut up.rollouts).await;
+                self.trainers.ppo.put_policy(policy);
                 slice
             }
             Stage::Bon => {
-                let policy = self.ppo.take_policy();
+                let policy = self.trainers.ppo.take_policy();
                 let cx = context!(self);
-                let (policy, slice) = self.bon.step(policy, cx, &mut up.rollouts).await;
-                self.ppo.put_policy(policy);
+                let (policy, slice) = self.trainers.bon.step(policy, cx, &mut up.rollouts).await;
+                self.trainers.ppo.put_policy(policy);
                 slice
             }
             Stage::Samples => return self.finish(up).await,

@@ -11,18 +11,12 @@
 //! by tens of nats per token, where learning a taste moves it by hundredths an update
 //! (docs/TUNING.md, "Roll-back").
 
-use super::Session;
-use crate::bon::BonTrainer;
+use super::{Session, Trainers};
 use crate::corpus::Corpus;
-use crate::dpo::DpoTrainer;
 use crate::error::{Error, Result};
-use crate::grpo::GrpoTrainer;
-use crate::kto::KtoTrainer;
-use crate::ppo::PpoTrainer;
 use crate::report::StageReport;
-use crate::reward::RewardTrainer;
 use crate::rng::Rng;
-use crate::sft::{self, Demonstration, SftTrainer};
+use crate::sft::{self, Demonstration};
 use crate::tokenizer::Tokenizer;
 
 /// Corpus exchanges the check reads the policy's cross-entropy on.
@@ -40,13 +34,7 @@ const PROBE_SEED: u64 = 0x9e1f_4ea1;
 /// Everything an update changes, as it was before it.
 #[derive(Clone)]
 pub(super) struct Snapshot {
-    sft: SftTrainer,
-    reward: RewardTrainer,
-    ppo: PpoTrainer,
-    dpo: DpoTrainer,
-    kto: KtoTrainer,
-    grpo: GrpoTrainer,
-    bon: BonTrainer,
+    trainers: Trainers,
     rng: Rng,
     corpus: Corpus,
     version: u32,
@@ -112,13 +100,7 @@ impl Session {
     /// What an update may change, as it is now.
     pub(super) fn capture(&self) -> Snapshot {
         Snapshot {
-            sft: self.sft.clone(),
-            reward: self.reward.clone(),
-            ppo: self.ppo.clone(),
-            dpo: self.dpo.clone(),
-            kto: self.kto.clone(),
-            grpo: self.grpo.clone(),
-            bon: self.bon.clone(),
+            trainers: self.trainers.clone(),
             rng: self.rng.clone(),
             corpus: self.corpus.clone(),
             version: self.version,
@@ -128,13 +110,7 @@ impl Session {
     }
 
     pub(super) fn restore(&mut self, s: Snapshot) {
-        self.sft = s.sft;
-        self.reward = s.reward;
-        self.ppo = s.ppo;
-        self.dpo = s.dpo;
-        self.kto = s.kto;
-        self.grpo = s.grpo;
-        self.bon = s.bon;
+        self.trainers = s.trainers;
         self.rng = s.rng;
         self.corpus = s.corpus;
         self.version = s.version;
@@ -171,8 +147,17 @@ impl Session {
             .and_then(|s| s.probe_nll)
             .unwrap_or(base);
         let probe = self.probe(false).await;
-        let moments = (self.reward.moments.mean, self.reward.moments.var);
-        let why = verdict(stages, self.ppo.kl.value, moments, probe, [before, base]);
+        let moments = (
+            self.trainers.reward.moments.mean,
+            self.trainers.reward.moments.var,
+        );
+        let why = verdict(
+            stages,
+            self.trainers.ppo.kl.value,
+            moments,
+            probe,
+            [before, base],
+        );
         match (&why, self.before.clone()) {
             (Some(_), Some(snapshot)) => {
                 self.restore(snapshot);

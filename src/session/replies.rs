@@ -74,7 +74,7 @@ impl Session {
             .map(|&i| (prompt.to_string(), texts[i].clone()))
             .collect();
         let scores = match self.cfg.method {
-            m if m.uses_reward_model() && !self.reward.is_fitted() => {
+            m if m.uses_reward_model() && !self.trainers.reward.is_fitted() => {
                 return distinct[..n].to_vec();
             }
             m if m.uses_reward_model() => self.reward_scores(&exchanges).await,
@@ -139,10 +139,10 @@ impl Session {
         }
         let (seqs, starts) = self.tok.encode_exchanges(texts, self.reference.context());
         let pair_share = self.log.pair_share();
-        let scored = (self.reward)
+        let scored = (self.trainers.reward)
             .score(&self.reference, &seqs, &starts, pair_share)
             .await;
-        self.reward.normalise(&scored.scores)
+        self.trainers.reward.normalise(&scored.scores)
     }
 
     /// Fresh replies to the latest prompt with their reward and per-token change.
@@ -186,7 +186,7 @@ impl Session {
                 .await;
         let starts = vec![start; seqs.len()];
         let pair_share = self.log.pair_share();
-        let scored = (self.reward)
+        let scored = (self.trainers.reward)
             .score(&self.reference, seqs, &starts, pair_share)
             .await;
         let w = scored.width;

@@ -371,7 +371,7 @@ fn top_rated_replies_are_imitated_only_when_enabled() {
     // What SFT would train on if an update began now.
     let demos = |s: &mut Session| {
         s.begin();
-        s.sft.demonstrations()
+        s.trainers.sft.demonstrations()
     };
     let give = |s: &mut Session, fb: Feedback| s.record(fb).unwrap();
     give(
@@ -467,12 +467,12 @@ fn blocks_the_reward_model_trained_are_never_shared_with_the_reference() {
     while crate::block_on(s.step()).is_some() {}
     cfg.reward.train_blocks = 1;
     s.set_config(cfg).unwrap();
-    assert_eq!(s.reward.own_blocks(), 2);
+    assert_eq!(s.trainers.reward.own_blocks(), 2);
     let tok = Tokenizer::bundled();
     let text = ("hello".to_string(), "Hello! I am Pip.".to_string());
     let seqs = vec![crate::reward::encode(&tok, &text, s.reference.context())];
     let device = Device::flex();
-    let rm = s.reward.model();
+    let rm = s.trainers.reward.model();
     let own = crate::block_on(crate::read(crate::reward::score_ids(
         &rm, &seqs, None, &device,
     )))[0];
@@ -486,7 +486,7 @@ fn blocks_the_reward_model_trained_are_never_shared_with_the_reference() {
         ))
         .0[0]
     };
-    assert!((shared(s.reward.own_blocks()) - own).abs() < 1e-4);
+    assert!((shared(s.trainers.reward.own_blocks()) - own).abs() < 1e-4);
     // Sharing the trained block would have scored with the base model's copy of it.
     assert!((shared(1) - own).abs() > 1e-4, "{} vs {own}", shared(1));
 }
@@ -504,7 +504,7 @@ fn the_reference_confidence_adds_to_the_score_and_favours_the_right_sum() {
         tie: false,
     })
     .unwrap();
-    s.reward.confidence.agreement = 1.0;
+    s.trainers.reward.confidence.agreement = 1.0;
     let texts: Vec<(String, String)> = ["7 plus 4 is 11.", "7 plus 4 is 10."]
         .iter()
         .map(|r| ("what is seven plus 4?".to_string(), r.to_string()))
@@ -532,7 +532,7 @@ fn the_reference_confidence_adds_to_the_score_and_favours_the_right_sum() {
     // The base model knows its sums: it is surer of the right one than of the wrong one.
     assert!(bonus(&r1, 0) > bonus(&r1, 1), "{r0:?} {r1:?}");
     // When the comparisons disagree with the reference's confidence, it adds nothing.
-    s.reward.confidence.agreement = -0.5;
+    s.trainers.reward.confidence.agreement = -0.5;
     assert_eq!(scores_at(&mut s, 2.0), r0);
     // A negative weight would reward unlikely text: refused.
     let mut c = cfg.clone();
@@ -546,7 +546,8 @@ fn agree(s: &mut Session, data: &RewardData) {
     let prior = s.cfg.reward.confidence_prior;
     let (reference, tok, device) = (&s.reference, &s.tok, &s.device);
     crate::block_on(
-        s.reward
+        s.trainers
+            .reward
             .confidence
             .update(data, reference, tok, prior, device),
     );
@@ -554,7 +555,7 @@ fn agree(s: &mut Session, data: &RewardData) {
 
 /// The confidence's weight in PPO's score now.
 fn weight(s: &Session) -> f64 {
-    s.reward.confidence_weight(s.log.pair_share())
+    s.trainers.reward.confidence_weight(s.log.pair_share())
 }
 
 #[test]
@@ -576,7 +577,7 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
         };
         agree(&mut s, &data);
         assert_eq!(weight(&s), 0.0, "no comparison yet");
-        let conf = |t: &(String, String)| s.reward.confidence.get(t).unwrap();
+        let conf = |t: &(String, String)| s.trainers.reward.confidence.get(t).unwrap();
         // The replies the reference is surest and least sure of.
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by(|&a, &b| conf(&texts[a]).total_cmp(&conf(&texts[b])));
@@ -602,7 +603,7 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
         // What the update's reward stage does first.
         let data = RewardData::from_log(&s.log, &s.cfg.reward);
         agree(&mut s, &data);
-        let agreement = s.reward.confidence.agreement;
+        let agreement = s.trainers.reward.confidence.agreement;
         assert_eq!(agreement > 0.0, follow, "{agreement}");
         // Thumbs and stars teach the reward model enough on their own: the confidence
         // weighs in only in proportion to the pairs among the ratings.
@@ -618,7 +619,7 @@ fn ratings_that_follow_the_reference_confidence_give_it_weight_and_others_none()
             };
             let r = report.metrics.reward.expect("the reward model's metrics");
             let agreement = r.confidence_agreement.expect("reported with pairs");
-            assert!((agreement - s.reward.confidence.agreement).abs() < 1e-9);
+            assert!((agreement - s.trainers.reward.confidence.agreement).abs() < 1e-9);
             assert_eq!(
                 r.confidence_weight.expect("reported with pairs") > 0.0,
                 follow
@@ -836,8 +837,8 @@ fn a_nan_in_the_middle_of_an_update_is_rolled_back() {
     rate(&mut s);
     // One slice of the second update, then its policy's weights are made NaN.
     assert!(crate::block_on(s.step()).is_some() && s.is_updating());
-    let policy = s.ppo.take_policy();
-    s.ppo.put_policy(policy.map(&mut Poison));
+    let policy = s.trainers.ppo.take_policy();
+    s.trainers.ppo.put_policy(policy.map(&mut Poison));
     assert!(crate::block_on(s.probe(false)).is_nan());
     let report = crate::block_on(s.update()).unwrap();
     let why = report.rolled_back.expect("rolled back");
